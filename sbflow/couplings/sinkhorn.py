@@ -1,0 +1,266 @@
+"""Entropic optimal transport: log-domain Sinkhorn, balanced and unbalanced, dense or KeOps."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+
+from sbflow._checks import check_positive
+from sbflow.couplings._keops import keops_status, warn_fallback_once
+from sbflow.couplings._sinkhorn_core import (
+    DenseOps,
+    KeOpsOps,
+    SinkhornResult,
+    default_tol,
+    log_sinkhorn,
+)
+from sbflow.couplings._stores import DenseStore, GibbsStore
+from sbflow.couplings.base import Coupling, CouplingSolver
+from sbflow.couplings.cost import REG_SCALES, cost_scale, sq_euclidean
+
+__all__ = ["KEOPS_THRESHOLD", "Sinkhorn", "UnbalancedSinkhorn"]
+
+KEOPS_THRESHOLD = 25_000_000
+"""``backend="auto"`` uses KeOps when it works and ``n·m`` exceeds this."""
+
+_BACKENDS = ("auto", "dense", "keops")
+
+
+class Sinkhorn(CouplingSolver):
+    """Entropic optimal transport by log-domain Sinkhorn with ε-annealing.
+
+    Solves ``min_P <C, P> + reg·KL(P | a⊗b)`` subject to ``P1 = a``, ``Pᵀ1 = b``, for the
+    squared Euclidean cost ``C``. The plan is ``P_ij = a_i b_j exp((f_i + g_j − C_ij)/reg)``
+    and ``Coupling.potentials`` returns ``(f, g)`` in cost units.
+
+    Regularisation: pass ``reg`` in cost units (a Brownian reference ``dX = σ dW`` is
+    ``reg = 2σ²``, see :mod:`sbflow.couplings.regularization`), or leave ``reg=None`` for
+    ``reg = rel_reg × scale(C)``, where ``scale`` is the ``reg_scale`` statistic of the cost
+    over all pairs: ``"mean"`` (default), ``"median"`` or ``"std"``. Do not scale by the
+    maximum: ``0.05·max(C)`` is close to the independent coupling.
+
+    Iterations start at ``eps = mean(C)`` (when ``anneal``) and halve it (``anneal_factor``)
+    every ``stage_iters`` sweeps down to ``reg``; then they run until the relative L1 marginal
+    error is ≤ ``tol`` (default ``1e-6`` in float64, ``1e-4`` in float32). Running out of
+    ``max_iter`` sweeps gives ``converged=False`` and a
+    :class:`~sbflow.couplings.ConvergenceWarning` (:class:`~sbflow.couplings.ConvergenceError`
+    with ``strict=True``).
+
+    Backends: ``"dense"`` (torch, ``O(n·m)`` memory, CPU or CUDA), ``"keops"`` (pykeops,
+    ``O(n + m)`` memory; an error if pykeops does not work here) and ``"auto"`` (KeOps when it
+    works and ``n·m > 2.5e7``, else dense; if KeOps is wanted but broken it warns once and
+    uses dense).
+
+    Args:
+        reg: Absolute regularisation in cost units, or ``None`` for relative.
+        rel_reg: Relative regularisation used when ``reg`` is ``None``.
+        reg_scale: Cost statistic for relative regularisation.
+        tol: Tolerance on the marginal error; ``None`` for the dtype default.
+        max_iter: Maximum number of Sinkhorn sweeps (annealing included).
+        anneal: Start at a large ``eps`` and decrease it geometrically to ``reg``.
+        anneal_factor: Factor in ``(0, 1)`` between successive ``eps``.
+        stage_iters: Sweeps per intermediate ``eps``.
+        backend: ``"auto"``, ``"dense"`` or ``"keops"``.
+        strict: Raise :class:`~sbflow.couplings.ConvergenceError` instead of warning.
+
+    Example:
+        >>> g = torch.Generator().manual_seed(0)
+        >>> x0 = torch.randn(50, 2, generator=g, dtype=torch.float64)
+        >>> c = Sinkhorn(rel_reg=0.1)(x0, x0 + 3)
+        >>> c.converged, c.marginal_error <= 1e-6
+        (True, True)
+    """
+
+    name = "sinkhorn"
+    balanced = True
+
+    def __init__(
+        self,
+        reg: float | None = None,
+        *,
+        rel_reg: float = 0.05,
+        reg_scale: str = "mean",
+        tol: float | None = None,
+        max_iter: int = 10_000,
+        anneal: bool = True,
+        anneal_factor: float = 0.5,
+        stage_iters: int = 5,
+        backend: str = "auto",
+        strict: bool = False,
+    ) -> None:
+        hint = "Pass reg > 0 in cost units, or reg=None with rel_reg > 0."
+        self.reg = None if reg is None else check_positive(reg, "reg", hint)
+        self.rel_reg = check_positive(rel_reg, "rel_reg", hint)
+        if reg_scale not in REG_SCALES:
+            raise ValueError(f"reg_scale must be one of {REG_SCALES}; got {reg_scale!r}.")
+        self.reg_scale = reg_scale
+        self.tol = None if tol is None else check_positive(tol, "tol")
+        if int(max_iter) != max_iter or max_iter < 1:
+            raise ValueError(f"max_iter must be a positive integer; got {max_iter!r}.")
+        self.max_iter = int(max_iter)
+        self.anneal = bool(anneal)
+        if not 0.0 < float(anneal_factor) < 1.0:
+            raise ValueError(f"anneal_factor must lie in (0, 1); got {anneal_factor!r}.")
+        self.anneal_factor = float(anneal_factor)
+        if int(stage_iters) != stage_iters or stage_iters < 1:
+            raise ValueError(f"stage_iters must be a positive integer; got {stage_iters!r}.")
+        self.stage_iters = int(stage_iters)
+        if backend not in _BACKENDS:
+            raise ValueError(f"backend must be one of {_BACKENDS}; got {backend!r}.")
+        self.backend = backend
+        self.strict = bool(strict)
+
+    # -- settings ------------------------------------------------------------------------
+    def _resolve(
+        self, x0: torch.Tensor, x1: torch.Tensor, a: torch.Tensor, b: torch.Tensor
+    ) -> dict[str, Any]:
+        scale = cost_scale(x0, x1, "mean")
+        if self.reg is not None:
+            return {"reg": self.reg, "eps_start": scale}
+        rscale = scale if self.reg_scale == "mean" else cost_scale(x0, x1, self.reg_scale)
+        if not rscale > 0:
+            raise ValueError(
+                f"the {self.reg_scale} of the cost is {rscale}: relative regularisation needs "
+                f"a positive cost scale (are all samples identical?). Pass an absolute reg."
+            )
+        return {"reg": self.rel_reg * rscale, "eps_start": scale}
+
+    def _pick_backend(self, n: int, m: int) -> str:
+        if self.backend == "dense":
+            return "dense"
+        ok, reason = keops_status()
+        if self.backend == "keops":
+            if not ok:
+                raise RuntimeError(
+                    f"backend='keops' was requested but pykeops is not usable here ({reason}). "
+                    f"Install pykeops with a working C++ compiler, or use backend='dense'."
+                )
+            return "keops"
+        if n * m <= KEOPS_THRESHOLD:
+            return "dense"
+        if not ok:
+            warn_fallback_once(reason)
+            return "dense"
+        return "keops"
+
+    def _tau(self) -> float | None:
+        return None
+
+    # -- solve ---------------------------------------------------------------------------
+    def _run(self, ops, reg: float, eps_start: float, tol: float) -> SinkhornResult:
+        return log_sinkhorn(
+            ops,
+            reg,
+            eps_start=eps_start if self.anneal else reg,
+            anneal_factor=self.anneal_factor,
+            stage_iters=self.stage_iters,
+            tol=tol,
+            max_iter=self.max_iter,
+            tau=self._tau(),
+        )
+
+    def _solve(
+        self,
+        x0: torch.Tensor,
+        x1: torch.Tensor,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        *,
+        reg: float,
+        eps_start: float,
+        **options: Any,
+    ) -> Coupling:
+        tol = self.tol if self.tol is not None else default_tol(x0.dtype)
+        shift = 0.5 * (x0.mean(0) + x1.mean(0))
+        y0, y1 = x0 - shift, x1 - shift
+        log_a, log_b = torch.log(a), torch.log(b)
+        backend = self._pick_backend(x0.shape[0], x1.shape[0])
+        res = None
+        if backend == "keops":
+            try:
+                ops = KeOpsOps(y0, y1, log_a, log_b)
+                res = self._run(ops, reg, eps_start, tol)
+                store = GibbsStore(y0, y1, log_a, log_b, res.f, res.g, reg)
+                cost = ops.cost(res.f, res.g, reg)
+            except Exception as err:
+                if self.backend == "keops":
+                    raise RuntimeError(f"the KeOps backend failed: {err}") from err
+                warn_fallback_once(f"{type(err).__name__}: {err}")
+                backend, res = "dense", None
+        if backend == "dense":
+            dense = DenseOps(sq_euclidean(y0, y1), log_a, log_b)
+            res = self._run(dense, reg, eps_start, tol)
+            plan = dense.plan(res.f, res.g, reg)
+            store = DenseStore(plan)
+            cost = float((plan * dense.cost).sum())
+        assert res is not None
+        self._check(res, reg, tol, x0.dtype)
+        return Coupling(
+            store,
+            a=a,
+            b=b,
+            method=self.name,
+            cost=cost,
+            reg=reg,
+            converged=res.converged,
+            n_iter=res.n_iter,
+            marginal_error=res.error,
+            potentials=(res.f, res.g),
+            backend="keops" if backend == "keops" else "torch",
+        )
+
+    def _check(self, res: SinkhornResult, reg: float, tol: float, dtype: torch.dtype) -> None:
+        if res.converged:
+            return
+        if not math.isfinite(res.error):
+            self._warn_or_raise(
+                f"{self.name}: the iterations produced non-finite values (reg={reg:.3g}). "
+                f"Increase reg (or rel_reg) or use float64 inputs."
+            )
+            return
+        advice = "raise max_iter, increase reg (or rel_reg)"
+        if torch.finfo(dtype).bits < 64:
+            advice += ", use float64 inputs or loosen tol"
+        self._warn_or_raise(
+            f"{self.name} did not converge: marginal error {res.error:.2e} > tol {tol:.1e} "
+            f"after {res.n_iter} sweeps (max_iter={self.max_iter}, reg={reg:.4g}). "
+            f"To fix: {advice}."
+        )
+
+
+class UnbalancedSinkhorn(Sinkhorn):
+    """Unbalanced entropic OT: marginals are matched softly through a KL penalty.
+
+    Solves ``min_P <C, P> + reg·KL(P | a⊗b) + τ·KL(P1 | a) + τ·KL(Pᵀ1 | b)`` with
+    ``τ = reg_marginal`` in cost units (``τ → ∞`` is balanced OT), by log-domain Sinkhorn
+    with the scaling exponent ``λ = τ / (τ + reg)``. Weights are taken as given and need not
+    have equal sums (they are not normalised). ``marginal_error`` is the violation of the
+    first-order conditions ``P1 = a·exp(−f/τ)``, ``Pᵀ1 = b·exp(−g/τ)``, relative to ``sum(a)``;
+    the plan's own marginals are :meth:`~sbflow.couplings.Coupling.row_mass` and
+    :meth:`~sbflow.couplings.Coupling.col_mass`.
+
+    Args:
+        reg: As for :class:`Sinkhorn`.
+        reg_marginal: Marginal penalty ``τ > 0`` in cost units.
+        **kwargs: The other options of :class:`Sinkhorn`.
+
+    Example:
+        >>> x0 = torch.randn(40, 2, dtype=torch.float64)
+        >>> c = UnbalancedSinkhorn(reg_marginal=1.0)(x0, x0 + 1, b=torch.full((40,), 0.05))
+        >>> c.converged
+        True
+    """
+
+    name = "unbalanced"
+    balanced = False
+
+    def __init__(self, reg: float | None = None, reg_marginal: float = 1.0, **kwargs: Any) -> None:
+        super().__init__(reg, **kwargs)
+        self.reg_marginal = check_positive(
+            reg_marginal, "reg_marginal", "Use a large value for nearly balanced transport."
+        )
+
+    def _tau(self) -> float | None:
+        return self.reg_marginal

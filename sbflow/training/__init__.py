@@ -1,0 +1,29 @@
+"""Training: the loop (:class:`Trainer`), EMA, atomic checkpoints, prefetching, logs.
+
+Example:
+    >>> from sbflow.training import TrainConfig
+    >>> TrainConfig(steps=10).steps
+    10
+"""
+
+from sbflow.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from sbflow.training.ema import EMA
+from sbflow.training.logs import CSVLogger, TensorBoardLogger, tensorboard_available
+from sbflow.training.prefetch import Prefetcher, step_seed
+from sbflow.training.trainer import StopTraining, TrainConfig, Trainer, move_to
+
+__all__ = [
+    "CHECKPOINT_NAME",
+    "EMA",
+    "CSVLogger",
+    "Prefetcher",
+    "StopTraining",
+    "TensorBoardLogger",
+    "TrainConfig",
+    "Trainer",
+    "load_checkpoint",
+    "move_to",
+    "save_checkpoint",
+    "step_seed",
+    "tensorboard_available",
+]

@@ -1,0 +1,89 @@
+"""Exponential moving average (EMA) of model weights."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["EMA"]
+
+
+class EMA:
+    """Keep an exponential moving average of a model's parameters and buffers.
+
+    After each optimiser step, ``ema ← d · ema + (1 − d) · θ`` with the effective decay
+    ``d = min(decay, (1 + k) / (10 + k))`` at update ``k``: the short warm-up stops the
+    average from being dominated by the random initialisation in short runs.
+
+    Args:
+        model: The model being trained; a frozen deep copy holds the averaged weights.
+        decay: Target decay in ``[0, 1)``; 0 makes the EMA a plain copy of the weights.
+
+    Example:
+        >>> net = torch.nn.Linear(2, 2)
+        >>> ema = EMA(net, decay=0.9)
+        >>> ema.update(net)
+        >>> ema.num_updates
+        1
+    """
+
+    def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
+        if not 0.0 <= float(decay) < 1.0:
+            raise ValueError(f"ema decay must lie in [0, 1); got {decay!r}.")
+        self.decay = float(decay)
+        self.model = copy.deepcopy(model).eval()
+        for p in self.model.parameters():
+            p.requires_grad_(False)
+        self.num_updates = 0
+
+    def current_decay(self) -> float:
+        """The decay used by the next update (warm-up included).
+
+        Example:
+            >>> EMA(torch.nn.Linear(1, 1), decay=0.999).current_decay()
+            0.1
+        """
+        k = self.num_updates
+        return min(self.decay, (1.0 + k) / (10.0 + k))
+
+    @torch.no_grad()
+    def update(self, model: nn.Module) -> None:
+        """Move the averaged weights towards ``model``'s current weights.
+
+        Example:
+            >>> net = torch.nn.Linear(1, 1); ema = EMA(net); ema.update(net)
+        """
+        weight = 1.0 - self.current_decay()
+        ema_params = list(self.model.parameters())
+        params = [p.detach() for p in model.parameters()]
+        if ema_params:
+            torch._foreach_lerp_(ema_params, params, weight)
+        for b_ema, b in zip(self.model.buffers(), model.buffers()):
+            b_ema.copy_(b)
+        self.num_updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """Averaged weights, decay and update count (for checkpoints).
+
+        Example:
+            >>> sorted(EMA(torch.nn.Linear(1, 1)).state_dict())
+            ['decay', 'model', 'num_updates']
+        """
+        return {
+            "model": self.model.state_dict(),
+            "decay": self.decay,
+            "num_updates": self.num_updates,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what :meth:`state_dict` returned.
+
+        Example:
+            >>> a = EMA(torch.nn.Linear(1, 1)); a.load_state_dict(a.state_dict())
+        """
+        self.model.load_state_dict(state["model"])
+        self.decay = float(state["decay"])
+        self.num_updates = int(state["num_updates"])

@@ -1,0 +1,478 @@
+"""The training loop: AdamW with warm-up, clipping, EMA, checkpoints and exact resumption.
+
+Determinism: the batch of step ``k`` is ``make_batch(k)``, a pure function of ``k`` (its
+generator is seeded from ``(seed, k)``), so it can be computed ahead in a background thread
+(:class:`~sbflow.training.prefetch.Prefetcher`) and recomputed after a restart. A checkpoint
+stores the model, the EMA, the optimiser, the scheduler, the step and the global RNG states;
+on the CPU a resumed run is bit-for-bit the run that was never interrupted.
+
+Interruptions: Ctrl-C (SIGINT) and SIGTERM are deferred to the end of the current step; the
+trainer then writes a checkpoint and raises :class:`KeyboardInterrupt`. A second Ctrl-C aborts
+at once. A ``KeyboardInterrupt`` raised by a callback is handled the same way.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sbflow.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from sbflow.training.ema import EMA
+from sbflow.training.logs import CSVLogger, TensorBoardLogger
+from sbflow.training.prefetch import Prefetcher
+
+__all__ = ["StopTraining", "TrainConfig", "Trainer", "move_to"]
+
+Callback = Callable[["Trainer", int, torch.Tensor], None]
+
+
+class StopTraining(Exception):
+    """Raise from a callback to end training cleanly after the current step.
+
+    Example:
+        >>> def stop_at_10(trainer, step, loss):
+        ...     if step == 10:
+        ...         raise StopTraining
+    """
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings.
+
+    Attributes:
+        steps: Total number of optimiser steps.
+        lr: Peak learning rate of AdamW.
+        weight_decay: AdamW weight decay.
+        warmup_steps: Linear warm-up of the learning rate from ``lr / warmup_steps`` to ``lr``.
+        grad_clip: Clip the global gradient norm to this value (``None``: no clipping).
+        ema_decay: Decay of the weight EMA (0 keeps the raw weights).
+        seed: Seed of every per-step random generator.
+        checkpoint_every: Write a checkpoint every this many steps (needs a run directory).
+        log_every: Log the mean loss every this many steps.
+        progress: Show a tqdm progress bar.
+        prefetch: Batches computed ahead in a background thread (0: none).
+        tensorboard: Also log to TensorBoard under ``run_dir/tensorboard``.
+
+    Example:
+        >>> TrainConfig(steps=100).lr
+        0.001
+    """
+
+    steps: int = 3000
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    warmup_steps: int = 100
+    grad_clip: float | None = 1.0
+    ema_decay: float = 0.999
+    seed: int = 0
+    checkpoint_every: int = 500
+    log_every: int = 50
+    progress: bool = True
+    prefetch: int = 4
+    tensorboard: bool = False
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for out-of-range settings.
+
+        Example:
+            >>> TrainConfig().validate()
+        """
+        ints = {
+            "steps": (self.steps, 0),
+            "warmup_steps": (self.warmup_steps, 0),
+            "checkpoint_every": (self.checkpoint_every, 1),
+            "log_every": (self.log_every, 1),
+            "prefetch": (self.prefetch, 0),
+        }
+        for name, (value, low) in ints.items():
+            if isinstance(value, bool) or not isinstance(value, int) or value < low:
+                raise ValueError(f"{name} must be an integer ≥ {low}; got {value!r}.")
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"lr must be a finite number > 0; got {self.lr!r}.")
+        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
+            raise ValueError(f"weight_decay must be ≥ 0; got {self.weight_decay!r}.")
+        if self.grad_clip is not None and not (self.grad_clip > 0):
+            raise ValueError(f"grad_clip must be > 0 or None; got {self.grad_clip!r}.")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay!r}.")
+
+    def resume_key(self) -> dict[str, Any]:
+        """Settings that must agree between a checkpoint and the run resuming it.
+
+        ``steps`` is left out (a finished run can be extended), and so are the settings that
+        only change what is displayed or when files are written.
+
+        Example:
+            >>> "steps" in TrainConfig().resume_key()
+            False
+        """
+        key = dataclasses.asdict(self)
+        for name in ("steps", "checkpoint_every", "log_every", "progress", "prefetch"):
+            key.pop(name)
+        key.pop("tensorboard")
+        return key
+
+
+def move_to(batch: Any, device: torch.device | str | None) -> Any:
+    """Move every tensor inside ``batch`` (tensor, dataclass, tuple, list, dict) to ``device``.
+
+    Example:
+        >>> move_to((torch.zeros(1), {"a": torch.ones(1)}), "cpu")[1]["a"]
+        tensor([1.])
+    """
+    if device is None:
+        return batch
+    if isinstance(batch, torch.Tensor):
+        return batch.to(device, non_blocking=True)
+    if dataclasses.is_dataclass(batch) and not isinstance(batch, type):
+        fields = dataclasses.fields(batch)
+        changes = {f.name: move_to(getattr(batch, f.name), device) for f in fields}
+        return dataclasses.replace(batch, **changes)
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(move_to(b, device) for b in batch)
+    if isinstance(batch, dict):
+        return {k: move_to(v, device) for k, v in batch.items()}
+    return batch
+
+
+@dataclass
+class _Interrupts:
+    """Deferred SIGINT/SIGTERM handling for the duration of training (main thread only)."""
+
+    requested: bool = False
+    previous: dict[int, Any] = field(default_factory=dict)
+
+    def install(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self.previous[sig] = signal.signal(sig, self._handle)
+            except (ValueError, OSError):  # pragma: no cover - exotic embedding
+                continue
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.requested:  # second Ctrl-C: give up on the clean stop
+            self.restore()
+            raise KeyboardInterrupt
+        self.requested = True
+
+    def restore(self) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
+        self.previous.clear()
+
+
+class Trainer:
+    """Train ``model`` by minimising ``loss_fn(model, make_batch(step))``.
+
+    Args:
+        model: The network (moved to ``device``).
+        loss_fn: ``loss_fn(model, batch) -> scalar tensor``.
+        make_batch: ``make_batch(step) -> batch``; must be a pure function of ``step`` for
+            exact resumption (seed its generator from ``(seed, step)``).
+        config: Optimisation settings.
+        run_dir: Directory for ``checkpoint.pt``, ``log.csv`` (and TensorBoard files).
+            ``None`` trains in memory only.
+        resume: Continue from ``run_dir/checkpoint.pt`` when it exists. ``False`` starts over
+            and overwrites it.
+        meta: JSON-like description of the run (data, method, model…) stored in checkpoints;
+            resuming a checkpoint whose ``meta`` differs raises ``ValueError``.
+        callbacks: Called as ``callback(trainer, step, loss)`` after each completed step
+            (``step`` counts completed steps). May raise :class:`StopTraining` or
+            ``KeyboardInterrupt``.
+        device: Where the model and the batches go (default: the model's device).
+
+    Example:
+        >>> net = torch.nn.Linear(1, 1)
+        >>> def batch(step):
+        ...     g = torch.Generator().manual_seed(step)
+        ...     x = torch.randn(8, 1, generator=g)
+        ...     return x, 2 * x
+        >>> def loss(model, b):
+        ...     return (model(b[0]) - b[1]).pow(2).mean()
+        >>> t = Trainer(net, loss, batch, TrainConfig(steps=5, progress=False))
+        >>> t.train().step
+        5
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: Callable[[nn.Module, Any], torch.Tensor],
+        make_batch: Callable[[int], Any],
+        config: TrainConfig | None = None,
+        *,
+        run_dir: str | Path | None = None,
+        resume: bool = True,
+        meta: dict[str, Any] | None = None,
+        callbacks: Sequence[Callback] = (),
+        device: torch.device | str | None = None,
+    ) -> None:
+        self.config = config or TrainConfig()
+        self.config.validate()
+        if device is None:
+            first = next(model.parameters(), None)
+            device = first.device if first is not None else torch.device("cpu")
+        self.device = torch.device(device)
+        self.model = model.to(self.device)
+        self.loss_fn = loss_fn
+        self.make_batch = make_batch
+        self.run_dir = Path(run_dir) if run_dir is not None else None
+        self.meta = dict(meta or {})
+        self.callbacks = list(callbacks)
+        self.step = 0
+        self.history: list[tuple[int, float]] = []
+        # Loss sum and count since the last log row (checkpointed, so rows survive resumption).
+        self._running = torch.zeros((), dtype=torch.float64)
+        self._n_running = 0
+        self.elapsed = 0.0
+        self.optimizer = torch.optim.AdamW(
+            self.model.parameters(),
+            lr=self.config.lr,
+            weight_decay=self.config.weight_decay,
+            foreach=True,
+        )
+        warmup = self.config.warmup_steps
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
+            self.optimizer, lambda k: min(1.0, (k + 1) / warmup) if warmup > 0 else 1.0
+        )
+        self.ema = EMA(self.model, self.config.ema_decay)
+        self.resumed_from: int | None = None
+        if self.run_dir is not None and resume and self.checkpoint_path.is_file():
+            self.load_state_dict(load_checkpoint(self.checkpoint_path))
+            self.resumed_from = self.step
+
+    @property
+    def checkpoint_path(self) -> Path:
+        """``run_dir / "checkpoint.pt"``.
+
+        Example:
+            >>> Trainer(torch.nn.Linear(1, 1), None, None, run_dir="r").checkpoint_path.name
+            'checkpoint.pt'
+        """
+        if self.run_dir is None:
+            raise ValueError("this trainer has no run_dir, so it writes no checkpoints.")
+        return self.run_dir / CHECKPOINT_NAME
+
+    # -- state -------------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue training exactly where it stopped.
+
+        Example:
+            >>> sorted(Trainer(torch.nn.Linear(1, 1), None, None).state_dict())[:3]
+            ['config', 'elapsed', 'ema']
+        """
+        return {
+            "format": "sbflow-trainer-1",
+            "step": self.step,
+            "model": self.model.state_dict(),
+            "ema": self.ema.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "rng_cpu": torch.get_rng_state(),
+            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "config": self.config.resume_key(),
+            "meta": self.meta,
+            "history": list(self.history),
+            "running": (float(self._running), self._n_running),
+            "elapsed": self.elapsed,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore a :meth:`state_dict`, checking it belongs to the same kind of run.
+
+        Raises:
+            ValueError: If the checkpoint was written with other settings or data.
+
+        Example:
+            >>> t = Trainer(torch.nn.Linear(1, 1), None, None)
+            >>> t.load_state_dict(t.state_dict())
+        """
+        if state.get("format") != "sbflow-trainer-1":
+            raise ValueError("not an sbflow training checkpoint (unknown format).")
+        where = str(self.checkpoint_path) if self.run_dir is not None else "the checkpoint"
+        if state["config"] != self.config.resume_key():
+            diff = {
+                k: (state["config"].get(k), v)
+                for k, v in self.config.resume_key().items()
+                if state["config"].get(k) != v
+            }
+            raise ValueError(
+                f"{where} was written with other training settings (checkpoint vs now: {diff}); "
+                f"use another run directory, or resume=False to start over."
+            )
+        if state["meta"] != self.meta:
+            keys = sorted(
+                k
+                for k in set(state["meta"]) | set(self.meta)
+                if state["meta"].get(k) != self.meta.get(k)
+            )
+            raise ValueError(
+                f"{where} belongs to a different run (differs in: {', '.join(keys)}); use another "
+                f"run directory, or resume=False to start over."
+            )
+        self.model.load_state_dict(state["model"])
+        self.ema.load_state_dict(state["ema"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["rng_cpu"])
+        if state["rng_cuda"] and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        self.step = int(state["step"])
+        self.history = [(int(s), float(v)) for s, v in state["history"]]
+        self.elapsed = float(state["elapsed"])
+        total, count = state["running"]
+        self._running = torch.tensor(float(total), dtype=torch.float64)
+        self._n_running = int(count)
+
+    def save_checkpoint(self) -> Path | None:
+        """Write the current state atomically to ``run_dir/checkpoint.pt`` (no-op without one).
+
+        Example:
+            >>> Trainer(torch.nn.Linear(1, 1), None, None).save_checkpoint() is None
+            True
+        """
+        if self.run_dir is None:
+            return None
+        return save_checkpoint(self.checkpoint_path, self.state_dict())
+
+    # -- loop --------------------------------------------------------------------------------
+
+    def _loggers(self) -> list[Any]:
+        if self.run_dir is None:
+            return []
+        loggers: list[Any] = [
+            CSVLogger(
+                self.run_dir / "log.csv",
+                ["step", "loss", "lr", "steps_per_s"],
+                resume_step=self.step if self.resumed_from is not None else None,
+            )
+        ]
+        if self.config.tensorboard:
+            loggers.append(TensorBoardLogger(self.run_dir / "tensorboard", purge_step=self.step))
+        return loggers
+
+    def _one_step(self, batch: Any) -> torch.Tensor:
+        loss = self.loss_fn(self.model, move_to(batch, self.device))
+        if loss.dim() != 0:
+            raise ValueError(f"loss_fn must return a scalar; got shape {tuple(loss.shape)}.")
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(
+                self.model.parameters(), self.config.grad_clip, foreach=True
+            )
+        self.optimizer.step()
+        self.scheduler.step()
+        self.ema.update(self.model)
+        return loss.detach()
+
+    def train(self) -> Trainer:
+        """Run (or continue) training until ``config.steps``; return ``self``.
+
+        Raises:
+            KeyboardInterrupt: After Ctrl-C/SIGTERM or a callback's ``KeyboardInterrupt``,
+                once the checkpoint of the last completed step is written.
+            FloatingPointError: If the loss becomes NaN or infinite.
+
+        Example:
+            >>> Trainer(torch.nn.Linear(1, 1), None, None, TrainConfig(steps=0)).train().step
+            0
+        """
+        cfg = self.config
+        if self.step >= cfg.steps:
+            return self
+        if self.run_dir is not None:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+        loggers = self._loggers()
+        interrupts = _Interrupts()
+        bar = None
+        if cfg.progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True)
+        self.model.train()
+        running = self._running.to(self.device)
+        t_last, step_last = time.perf_counter(), self.step
+        interrupted = stopped = in_step = False
+        interrupts.install()
+        try:
+            with Prefetcher(self.make_batch, self.step, cfg.steps, depth=cfg.prefetch) as batches:
+                for batch in batches:
+                    in_step = True
+                    loss = self._one_step(batch)
+                    self.step += 1
+                    in_step = False
+                    running += loss
+                    self._n_running += 1
+                    try:
+                        for callback in self.callbacks:
+                            callback(self, self.step, loss)
+                    except StopTraining:
+                        stopped = True
+                        break
+                    if self.step % cfg.log_every == 0 or self.step == cfg.steps:
+                        mean_loss = float(running) / self._n_running
+                        if not math.isfinite(mean_loss):
+                            raise FloatingPointError(
+                                f"training loss became {mean_loss} at step {self.step}; lower "
+                                f"lr, enable grad_clip or normalise the data."
+                            )
+                        now = time.perf_counter()
+                        rate = (self.step - step_last) / max(now - t_last, 1e-9)
+                        self.elapsed += now - t_last
+                        t_last, step_last = now, self.step
+                        self.history.append((self.step, mean_loss))
+                        row = {
+                            "step": self.step,
+                            "loss": mean_loss,
+                            "lr": self.optimizer.param_groups[0]["lr"],
+                            "steps_per_s": rate,
+                        }
+                        for logger in loggers:
+                            logger.log(row)
+                        running.zero_()
+                        self._n_running = 0
+                        if bar is not None:
+                            bar.set_postfix(loss=f"{mean_loss:.4g}", refresh=False)
+                            bar.update(self.step - bar.n)
+                    if self.step % cfg.checkpoint_every == 0:
+                        self._running = running
+                        self.save_checkpoint()
+                        for logger in loggers:
+                            logger.flush()
+                    if interrupts.requested:
+                        raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            # Interrupted inside a step, the weights may be half-updated: keep the last
+            # checkpoint rather than writing an inconsistent one.
+            interrupted = not in_step
+            raise
+        finally:
+            self._running = running
+            interrupts.restore()
+            self.elapsed += time.perf_counter() - t_last
+            if bar is not None:
+                bar.update(self.step - bar.n)
+                bar.close()
+            # The model always holds the last *completed* step: save it, on success and on
+            # interruption alike (an exception inside a step leaves the previous checkpoint).
+            if interrupted or stopped or self.step >= cfg.steps:
+                self.save_checkpoint()
+            for logger in loggers:
+                logger.close()
+            self.model.eval()
+        return self

@@ -1,0 +1,248 @@
+"""Checks on the documentation: the site's structure, the docstrings it renders, and the guarantee
+that a tutorial which raises fails the build.
+
+The build tests need the ``docs`` extra (mkdocs, mkdocs-jupyter); they skip without it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+import sbflow
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ROOT / "docs"
+MKDOCS_YML = ROOT / "mkdocs.yml"
+
+
+def _config() -> dict:
+    yaml = pytest.importorskip("yaml")
+
+    class Loader(yaml.SafeLoader):
+        """Tolerates the ``!ENV`` and ``!!python/name:`` tags mkdocs allows."""
+
+    def any_tag(loader, suffix, node):
+        if isinstance(node, yaml.ScalarNode):
+            return loader.construct_scalar(node)
+        if isinstance(node, yaml.SequenceNode):
+            return loader.construct_sequence(node)
+        return loader.construct_mapping(node)
+
+    Loader.add_multi_constructor("", any_tag)
+    return yaml.load(MKDOCS_YML.read_text(encoding="utf-8"), Loader=Loader)
+
+
+def _nav_files() -> list[str]:
+    """Every page path in the ``nav`` of mkdocs.yml (read without a YAML parser: the default test
+    environment has none)."""
+    text = MKDOCS_YML.read_text(encoding="utf-8")
+    nav = text[text.index("\nnav:") :]
+    return re.findall(r"^\s*- (?:[^:\n]+: )?([\w./-]+\.(?:md|py|ipynb))\s*$", nav, re.MULTILINE)
+
+
+# --- (c) structure -------------------------------------------------------------------------
+
+
+def test_every_nav_page_exists():
+    pages = _nav_files()
+    assert len(pages) >= 10, pages
+    missing = [p for p in pages if not (DOCS / p).is_file()]
+    assert not missing, f"mkdocs.yml nav points to missing pages: {missing}"
+
+
+def test_every_tutorial_is_in_the_nav_and_in_percent_format():
+    pages = set(_nav_files())
+    tutorials = sorted((DOCS / "tutorials").glob("*.py"))
+    assert tutorials, "no tutorials found under docs/tutorials/"
+    for path in tutorials:
+        rel = path.relative_to(DOCS).as_posix()
+        assert rel in pages, f"{rel} is not in the mkdocs.yml nav"
+        text = path.read_text(encoding="utf-8")
+        assert "# %%" in text, f"{rel} is not a jupytext percent-format script"
+        assert "SBFLOW_QUICK" in text, f"{rel} has no quick mode (SBFLOW_QUICK)"
+
+
+def test_build_is_configured_offline_and_strict_about_tutorials():
+    cfg = _config()
+    assert cfg["theme"]["font"] is False, "Google fonts must stay off (offline build)"
+    plugins: dict = {}
+    for entry in cfg["plugins"]:
+        plugins.update(entry if isinstance(entry, dict) else {entry: {}})
+    assert "privacy" not in plugins and "social" not in plugins
+    jupyter = plugins["mkdocs-jupyter"]
+    assert jupyter["execute"] is True and jupyter["allow_errors"] is False
+    assert jupyter["cache"] is False
+    assert "://" not in jupyter["custom_mathjax_url"], "tutorial pages must not load a CDN"
+    python = plugins["mkdocstrings"]["handlers"]["python"]
+    assert "import" not in python and "inventories" not in python
+    for asset in cfg.get("extra_javascript", []) + cfg.get("extra_css", []):
+        assert "://" not in asset, f"remote asset {asset}"
+        assert (DOCS / asset).is_file(), f"missing asset {asset}"
+
+
+def test_installation_page_quotes_the_readme_commands():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    install = (DOCS / "installation.md").read_text(encoding="utf-8")
+    commands = re.findall(r"```bash\n(python3 -m venv[^\n]*)\n```", readme)
+    assert len(commands) == 2, commands
+    for command in commands:
+        assert command in install, f"installation.md does not quote: {command}"
+
+
+# --- (b) docstrings ------------------------------------------------------------------------
+
+_EXAMPLE = re.compile(r"^\s*Examples?:\s*$", re.MULTILINE)
+
+
+def _public_modules() -> list[str]:
+    names = ["sbflow"]
+    for info in pkgutil.walk_packages(sbflow.__path__, prefix="sbflow."):
+        if any(part.startswith("_") for part in info.name.split(".")):
+            continue
+        names.append(info.name)
+    return names
+
+
+def _documented_objects() -> dict[str, object]:
+    """``module.name -> object`` for every function and class in a public module's ``__all__``."""
+    found: dict[str, object] = {}
+    for module_name in _public_modules():
+        module = importlib.import_module(module_name)
+        for name in getattr(module, "__all__", []):
+            obj = getattr(module, name)
+            if inspect.isclass(obj) or inspect.isfunction(obj) or inspect.ismodule(obj):
+                found[f"{module_name}.{name}"] = obj
+    return found
+
+
+def test_public_modules_declare_all():
+    missing = [m for m in _public_modules() if not hasattr(importlib.import_module(m), "__all__")]
+    assert not missing, f"public modules without __all__: {missing}"
+
+
+def test_every_public_name_has_a_docstring_with_an_example():
+    objects = _documented_objects()
+    assert len(objects) > 20, sorted(objects)
+    lacking = sorted(
+        qualname
+        for qualname, obj in objects.items()
+        if not _EXAMPLE.search(inspect.getdoc(obj) or "")
+    )
+    assert not lacking, "public names without an 'Example:' docstring section: " + ", ".join(
+        lacking
+    )
+
+
+def test_every_public_module_is_in_the_api_reference():
+    api = "\n".join(p.read_text(encoding="utf-8") for p in (DOCS / "api").glob("*.md"))
+    rendered = set(re.findall(r"^::: ([\w.]+)", api, flags=re.MULTILINE))
+    missing = []
+    for module_name in _public_modules():
+        if module_name == "sbflow":
+            continue
+        covered = any(
+            module_name == r or module_name.startswith(r + ".") or r.startswith(module_name + ".")
+            for r in rendered
+        )
+        if not covered:
+            missing.append(module_name)
+    assert not missing, f"modules missing from docs/api/*.md: {missing}"
+
+
+# --- (a) a failing tutorial fails the build ------------------------------------------------
+
+_TINY_CONFIG = """\
+site_name: tiny
+theme:
+  name: mkdocs
+plugins:
+  - mkdocs-jupyter:
+      include: ["*.py"]
+      execute: true
+      allow_errors: false
+      cache: false
+      kernel_name: python3
+nav:
+  - Home: index.md
+  - Tutorial: tutorial.py
+"""
+
+
+def _tiny_build(tmp_path: Path, second_cell: str) -> subprocess.CompletedProcess:
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "mkdocs.yml").write_text(_TINY_CONFIG, encoding="utf-8")
+    (tmp_path / "docs" / "index.md").write_text("# Tiny\n", encoding="utf-8")
+    tutorial = f"# %% [markdown]\n# # A tutorial\n\n# %%\nx = 1 + 1\n\n# %%\n{second_cell}\n"
+    (tmp_path / "docs" / "tutorial.py").write_text(tutorial, encoding="utf-8")
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    return subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", "site"],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_tutorial_that_raises_fails_the_build(tmp_path):
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocs_jupyter")
+    result = _tiny_build(tmp_path, 'raise RuntimeError("tutorial broke on purpose")')
+    assert result.returncode != 0, result.stdout + result.stderr
+    assert "tutorial broke on purpose" in result.stdout + result.stderr
+    assert not (tmp_path / "site" / "tutorial" / "index.html").exists()
+
+
+def test_a_tutorial_that_runs_builds(tmp_path):
+    pytest.importorskip("mkdocs")
+    pytest.importorskip("mkdocs_jupyter")
+    result = _tiny_build(tmp_path, 'print("answer", x * 21)')
+    assert result.returncode == 0, result.stdout + result.stderr
+    page = (tmp_path / "site" / "tutorial" / "index.html").read_text(encoding="utf-8")
+    assert "answer 42" in page
+
+
+# --- code on the Markdown pages runs --------------------------------------------------------
+
+_SKIP_MARK = "<!-- docs-test: skip"
+_FENCE = re.compile(r"^```python[^\n]*\n(.*?)^```", re.MULTILINE | re.DOTALL)
+
+
+def _python_blocks(page: Path) -> list[str]:
+    """The ```python blocks of a page, minus those preceded by a ``docs-test: skip`` comment."""
+    text = page.read_text(encoding="utf-8")
+    blocks = []
+    for match in _FENCE.finditer(text):
+        before = text[: match.start()].rstrip().splitlines()
+        if before and before[-1].lstrip().startswith(_SKIP_MARK):
+            continue
+        blocks.append(match.group(1))
+    return blocks
+
+
+_PAGES_WITH_CODE = sorted(
+    p.relative_to(DOCS).as_posix()
+    for p in [*DOCS.glob("*.md"), *DOCS.glob("how-to/*.md")]
+    if _python_blocks(p)
+)
+
+
+@pytest.mark.parametrize("page", _PAGES_WITH_CODE)
+def test_code_on_page_runs(page, tmp_path, monkeypatch):
+    """Run a page's Python blocks in order, in one namespace, in an empty directory."""
+    monkeypatch.chdir(tmp_path)
+    pytest.importorskip("matplotlib").use("Agg")
+    namespace: dict = {"__name__": "__docs__"}
+    for k, block in enumerate(_python_blocks(DOCS / page)):
+        code = compile(block, f"{page} [python block {k + 1}]", "exec")
+        exec(code, namespace)
