@@ -129,25 +129,18 @@ def _train(
     gen = torch.Generator().manual_seed(seed)
     torch.manual_seed(seed)  # parameter initialisation
     if impl == "sbflow":
-        from sbflow.losses import flow_matching_loss, score_matching_loss
         from sbflow.methods import get_method
-
-        from sbflow.models import TimeMLP
+        from sbflow.models import FlowScoreMLP
 
         spec = get_method("sb-cfm", sigma=sigma)
-        model = nn.ModuleDict(
-            {
-                "v": TimeMLP(dim, hidden=hidden, depth=depth),
-                "s": TimeMLP(dim, hidden=hidden, depth=depth),
-            }
-        )
+        model = FlowScoreMLP(dim, hidden=hidden, depth=depth, activation="silu")
 
         def loss_fn() -> torch.Tensor:
             sample = spec.matcher.sample(sample0(batch, gen), sample1(batch, gen), generator=gen)
-            return flow_matching_loss(model["v"], sample) + score_matching_loss(model["s"], sample)
+            return spec.loss(model, sample)
 
         def heads(m: nn.Module) -> tuple[Callable, Callable]:
-            return m["v"], m["s"]
+            return m.velocity, m.score
     else:
         model = _TwoHeads(dim, hidden, depth)
 

@@ -55,11 +55,13 @@ class DenseOps:
 
     def lse_rows(self, g: torch.Tensor, eps: float) -> torch.Tensor:
         """``log Σ_j b_j exp((g_j − C_ij)/eps)`` for each ``i``."""
-        return torch.logsumexp((g - self.cost) / eps + self.log_b, dim=1)
+        tmp = torch.sub(g + eps * self.log_b, self.cost).div_(eps)
+        return torch.logsumexp(tmp, dim=1)
 
     def lse_cols(self, f: torch.Tensor, eps: float) -> torch.Tensor:
         """``log Σ_i a_i exp((f_i − C_ij)/eps)`` for each ``j``."""
-        return torch.logsumexp((f[:, None] - self.cost) / eps + self.log_a[:, None], dim=0)
+        tmp = torch.sub((f + eps * self.log_a)[:, None], self.cost).div_(eps)
+        return torch.logsumexp(tmp, dim=0)
 
     def plan(self, f: torch.Tensor, g: torch.Tensor, eps: float) -> torch.Tensor:
         """The dense plan ``a_i b_j exp((f_i + g_j − C_ij)/eps)``."""
@@ -172,10 +174,21 @@ def log_sinkhorn(
     def lam(eps: float) -> float:
         return 1.0 if tau is None else tau / (tau + eps)
 
+    def shift(f: torch.Tensor, g: torch.Tensor) -> float:
+        # Unbalanced: the plan is invariant under (f + c, g − c); pick the c that maximises the
+        # dual (closed form). This removes the slowly contracting constant mode (rate λ²).
+        if tau is None:
+            return 0.0
+        log_fa = torch.logsumexp(ops.log_a - f / tau, 0)
+        log_gb = torch.logsumexp(ops.log_b - g / tau, 0)
+        return float(0.5 * tau * (log_fa - log_gb))
+
     n_iter = 0
     eps = max(reg, eps_start)
     while eps > reg * (1 + 1e-12) and n_iter < max_iter:
         for _ in range(stage_iters):
+            c = shift(f, g)
+            f, g = f + c, g - c
             f = -lam(eps) * eps * ops.lse_rows(g, eps)
             g = -lam(eps) * eps * ops.lse_cols(f, eps)
             n_iter += 1
@@ -184,6 +197,8 @@ def log_sinkhorn(
     s = ops.lse_rows(g, eps)
     err = _residual(ops, f, s, eps, tau, mass)
     while not err <= tol and n_iter < max_iter and math.isfinite(err):
+        c = shift(f, g)
+        f, g, s = f + c, g - c, s - c / eps
         f = -lam(eps) * eps * s
         g = -lam(eps) * eps * ops.lse_cols(f, eps)
         n_iter += 1

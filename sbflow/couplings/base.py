@@ -269,8 +269,8 @@ class Coupling:
         )
 
 
-def _mass_tol(dtype: torch.dtype) -> float:
-    return 1e-5 if torch.finfo(dtype).bits <= 32 else 1e-9
+# Relative tolerance on sum(a) == sum(b): loose enough for weights normalised in float32.
+_MASS_RTOL = 1e-4
 
 
 class CouplingSolver(ABC):
@@ -353,7 +353,7 @@ class CouplingSolver(ABC):
             wb = torch.full((m,), float(wa.sum()) / m, dtype=like.dtype, device=like.device)
         if self.balanced:
             sa, sb = float(wa.sum()), float(wb.sum())
-            if abs(sa - sb) > _mass_tol(like.dtype) * max(sa, sb):
+            if abs(sa - sb) > _MASS_RTOL * max(sa, sb):
                 raise ValueError(
                     f"balanced optimal transport needs equal total masses, but sum(a)={sa:.6g} "
                     f"and sum(b)={sb:.6g}. Normalise both to one (a / a.sum()), or use "

@@ -16,7 +16,6 @@ noisy path); the derivatives default to forward-mode autodiff of those functions
 
 from __future__ import annotations
 
-
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
@@ -112,7 +111,7 @@ def _as_times(t: Any, n: int, like: torch.Tensor) -> torch.Tensor:
     """Times as a ``(n,)`` tensor in ``like``'s dtype and device (scalars are broadcast)."""
     tt = torch.as_tensor(t, dtype=like.dtype, device=like.device)
     if tt.dim() == 0 or (tt.dim() == 1 and tt.shape[0] == 1):
-        return tt.reshape(1).expand(n)
+        return tt.reshape(1).repeat(n)
     if tt.dim() == 2 and tt.shape[1] == 1:
         tt = tt[:, 0]
     if tt.dim() != 1 or tt.shape[0] != n:
@@ -133,6 +132,11 @@ class ProbabilityPath(ABC):
     Attributes:
         t_eps: Default distance of training times from the end points (see
             :meth:`time_sampler`).
+
+    Example:
+        >>> from sbflow.paths import LinearPath
+        >>> isinstance(LinearPath(), ProbabilityPath)
+        True
     """
 
     t_eps: float = 0.0
@@ -205,7 +209,7 @@ class AffinePath(ProbabilityPath):
         return torch.zeros_like(t)
 
     def _derivative(self, fn: Any, t: torch.Tensor) -> torch.Tensor:
-        t = t.detach()
+        t = t.detach().clone()
         return torch.func.jvp(fn, (t,), (torch.ones_like(t),))[1]
 
     def d_alpha(self, t: torch.Tensor) -> torch.Tensor:
@@ -298,7 +302,9 @@ class AffinePath(ProbabilityPath):
         return PathSample(tt, x0, x1, xt, ut, eps, score, std)
 
     def __repr__(self) -> str:
-        params = ", ".join(f"{k}={v:g}" for k, v in vars(self).items() if isinstance(v, float))
+        params = ", ".join(
+            f"{k.removesuffix('_value')}={v:g}"
+            for k, v in vars(self).items()
+            if isinstance(v, float)
+        )
         return f"{type(self).__name__}({params})"
-
-

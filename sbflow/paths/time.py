@@ -15,6 +15,13 @@ class TimeSampler(ABC):
     """Draws training times ``t`` of shape ``(n,)`` in ``[0, 1]``.
 
     Subclasses implement :meth:`__call__`; every draw goes through ``generator``.
+
+    Example:
+        >>> class Midpoint(TimeSampler):
+        ...     def __call__(self, n, *, dtype=torch.float32, device="cpu", generator=None):
+        ...         return torch.full((n,), 0.5, dtype=dtype, device=device)
+        >>> Midpoint()(2).tolist()
+        [0.5, 0.5]
     """
 
     @abstractmethod

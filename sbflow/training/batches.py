@@ -200,6 +200,9 @@ class PathBatches:
         batch_size: Pairs per interval per step.
         seed: Run seed.
         encode: Applied to samples of built-in sets (the normaliser's ``encode``).
+        rank: Process rank in distributed training; the generator of step ``k`` is seeded
+            from ``step_seed(seed, k, rank)``, so every rank draws its own batches (rank 0
+            draws the single-process ones).
 
     Example:
         >>> from dataclasses import dataclass
@@ -222,6 +225,7 @@ class PathBatches:
         *,
         seed: int,
         encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        rank: int = 0,
     ) -> None:
         if len(sets) != len(taus) or len(samplers) != len(sets) - 1:
             raise ValueError("need one time per sample set and one sampler per interval.")
@@ -231,6 +235,7 @@ class PathBatches:
         self.batch_size = int(batch_size)
         self.seed = int(seed)
         self.encode = encode
+        self.rank = int(rank)
 
     def _draw(self, k: int, g: torch.Generator) -> torch.Tensor:
         x = self.sets[k].draw(self.batch_size, g)
@@ -239,7 +244,7 @@ class PathBatches:
         return x
 
     def __call__(self, step: int) -> Any:
-        g = torch.Generator().manual_seed(step_seed(self.seed, step))
+        g = torch.Generator().manual_seed(step_seed(self.seed, step, self.rank))
         parts = []
         for k, sampler in enumerate(self.samplers):
             x0, x1 = self._draw(k, g), self._draw(k + 1, g)

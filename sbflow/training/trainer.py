@@ -26,7 +26,15 @@ from typing import Any
 import torch
 from torch import nn
 
-from sbflow.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from sbflow.training.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from sbflow.training.distributed import (
+    PRECISIONS,
+    DistContext,
+    is_main,
+    prepare_model,
+    read_resume_state,
+    reduce_mean,
+)
 from sbflow.training.ema import EMA
 from sbflow.training.logs import CSVLogger, TensorBoardLogger
 from sbflow.training.prefetch import Prefetcher
@@ -63,6 +71,13 @@ class TrainConfig:
         progress: Show a tqdm progress bar.
         prefetch: Batches computed ahead in a background thread (0: none).
         tensorboard: Also log to TensorBoard under ``run_dir/tensorboard``.
+        num_threads: Torch intra-op threads while training (restored afterwards); ``None``
+            leaves the setting alone. Small models on the CPU run fastest with 1 (thread
+            start-up costs more than the work, badly so on a busy machine), and the prefetch
+            thread then uses another core for the couplings.
+        precision: ``"fp32"``, or ``"bf16"`` to run the model's forward under
+            ``torch.autocast`` in bfloat16 (the loss, weights and optimiser stay float32;
+            meant for CUDA, works but is slow on most CPUs). Not part of the resume key.
 
     Example:
         >>> TrainConfig(steps=100).lr
@@ -81,6 +96,8 @@ class TrainConfig:
     progress: bool = True
     prefetch: int = 4
     tensorboard: bool = False
+    num_threads: int | None = None
+    precision: str = "fp32"
 
     def validate(self) -> None:
         """Raise ``ValueError`` for out-of-range settings.
@@ -94,6 +111,7 @@ class TrainConfig:
             "checkpoint_every": (self.checkpoint_every, 1),
             "log_every": (self.log_every, 1),
             "prefetch": (self.prefetch, 0),
+            "num_threads": (1 if self.num_threads is None else self.num_threads, 1),
         }
         for name, (value, low) in ints.items():
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
@@ -106,6 +124,8 @@ class TrainConfig:
             raise ValueError(f"grad_clip must be > 0 or None; got {self.grad_clip!r}.")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay!r}.")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {PRECISIONS}; got {self.precision!r}.")
 
     def resume_key(self) -> dict[str, Any]:
         """Settings that must agree between a checkpoint and the run resuming it.
@@ -121,6 +141,8 @@ class TrainConfig:
         for name in ("steps", "checkpoint_every", "log_every", "progress", "prefetch"):
             key.pop(name)
         key.pop("tensorboard")
+        key.pop("num_threads")
+        key.pop("precision")
         return key
 
 
@@ -193,6 +215,10 @@ class Trainer:
             (``step`` counts completed steps). May raise :class:`StopTraining` or
             ``KeyboardInterrupt``.
         device: Where the model and the batches go (default: the model's device).
+        distributed: A :class:`~sbflow.training.distributed.DistContext` to train with
+            DDP across processes (see :mod:`sbflow.training.distributed`): the loss is
+            averaged over ranks for logging, and only rank 0 reads and writes checkpoints,
+            logs and progress bars. ``make_batch`` should then draw rank-specific batches.
 
     Example:
         >>> net = torch.nn.Linear(1, 1)
@@ -219,8 +245,10 @@ class Trainer:
         meta: dict[str, Any] | None = None,
         callbacks: Sequence[Callback] = (),
         device: torch.device | str | None = None,
+        distributed: DistContext | None = None,
     ) -> None:
         self.config = config or TrainConfig()
+        self.dist = distributed
         self.config.validate()
         if device is None:
             first = next(model.parameters(), None)
@@ -250,9 +278,14 @@ class Trainer:
         )
         self.ema = EMA(self.model, self.config.ema_decay)
         self.resumed_from: int | None = None
-        if self.run_dir is not None and resume and self.checkpoint_path.is_file():
-            self.load_state_dict(load_checkpoint(self.checkpoint_path))
+        state = None
+        if self.run_dir is not None and resume:
+            state = read_resume_state(self.checkpoint_path, self.dist)  # rank 0 reads
+        if state is not None:
+            self.load_state_dict(state)
             self.resumed_from = self.step
+        # What the step calls: the model, DDP-wrapped and/or under autocast (same parameters).
+        self.forward_model = prepare_model(self.model, self.dist, self.config.precision)
 
     @property
     def checkpoint_path(self) -> Path:
@@ -345,14 +378,14 @@ class Trainer:
             >>> Trainer(torch.nn.Linear(1, 1), None, None).save_checkpoint() is None
             True
         """
-        if self.run_dir is None:
+        if self.run_dir is None or not is_main(self.dist):
             return None
         return save_checkpoint(self.checkpoint_path, self.state_dict())
 
     # -- loop --------------------------------------------------------------------------------
 
     def _loggers(self) -> list[Any]:
-        if self.run_dir is None:
+        if self.run_dir is None or not is_main(self.dist):
             return []
         loggers: list[Any] = [
             CSVLogger(
@@ -366,7 +399,7 @@ class Trainer:
         return loggers
 
     def _one_step(self, batch: Any) -> torch.Tensor:
-        loss = self.loss_fn(self.model, move_to(batch, self.device))
+        loss = self.loss_fn(self.forward_model, move_to(batch, self.device))
         if loss.dim() != 0:
             raise ValueError(f"loss_fn must return a scalar; got shape {tuple(loss.shape)}.")
         self.optimizer.zero_grad(set_to_none=True)
@@ -400,7 +433,7 @@ class Trainer:
         loggers = self._loggers()
         interrupts = _Interrupts()
         bar = None
-        if cfg.progress:
+        if cfg.progress and is_main(self.dist):
             from tqdm.auto import tqdm
 
             bar = tqdm(total=cfg.steps, initial=self.step, unit="step", dynamic_ncols=True)
@@ -408,6 +441,9 @@ class Trainer:
         running = self._running.to(self.device)
         t_last, step_last = time.perf_counter(), self.step
         interrupted = stopped = in_step = False
+        threads_before = torch.get_num_threads()
+        if cfg.num_threads is not None:
+            torch.set_num_threads(cfg.num_threads)
         interrupts.install()
         try:
             with Prefetcher(self.make_batch, self.step, cfg.steps, depth=cfg.prefetch) as batches:
@@ -425,7 +461,7 @@ class Trainer:
                         stopped = True
                         break
                     if self.step % cfg.log_every == 0 or self.step == cfg.steps:
-                        mean_loss = float(running) / self._n_running
+                        mean_loss = reduce_mean(running, self.dist) / self._n_running
                         if not math.isfinite(mean_loss):
                             raise FloatingPointError(
                                 f"training loss became {mean_loss} at step {self.step}; lower "
@@ -464,6 +500,7 @@ class Trainer:
         finally:
             self._running = running
             interrupts.restore()
+            torch.set_num_threads(threads_before)
             self.elapsed += time.perf_counter() - t_last
             if bar is not None:
                 bar.update(self.step - bar.n)
