@@ -6,7 +6,9 @@ y0=None, y1=None)`` and returns a :class:`Coupling`. :func:`couple` does both in
 Example:
     >>> import torch
     >>> from sbflow.couplings import couple
-    >>> c = couple(torch.randn(8, 2), torch.randn(8, 2), method="exact")
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x0, x1 = torch.randn(8, 2, generator=g), torch.randn(8, 2, generator=g)
+    >>> c = couple(x0, x1, method="exact")
     >>> i, j = c.pairs()
     >>> sorted(j.tolist()) == list(range(8))
     True

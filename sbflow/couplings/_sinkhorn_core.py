@@ -23,7 +23,14 @@ from dataclasses import dataclass
 
 import torch
 
-__all__ = ["DenseOps", "KeOpsOps", "SinkhornResult", "default_tol", "log_sinkhorn"]
+__all__ = [
+    "DenseOps",
+    "KeOpsOps",
+    "SinkhornResult",
+    "default_tol",
+    "log_sinkhorn",
+    "stabilized_sinkhorn",
+]
 
 
 def default_tol(dtype: torch.dtype) -> float:
@@ -129,6 +136,7 @@ class SinkhornResult:
     error: float
     n_iter: int
     converged: bool
+    plan: torch.Tensor | None = None
 
 
 def _residual(
@@ -149,16 +157,18 @@ def log_sinkhorn(
     tol: float,
     max_iter: int,
     tau: float | None = None,
+    init: tuple[torch.Tensor, torch.Tensor, int] | None = None,
 ) -> SinkhornResult:
     """Run annealed log-domain Sinkhorn; see the module docstring for the updates.
 
     ``eps`` starts at ``max(reg, eps_start)`` and is multiplied by ``anneal_factor`` after
     ``stage_iters`` sweeps until it reaches ``reg``; then sweeps continue until the marginal
-    error is ≤ ``tol`` or ``max_iter`` sweeps were used in total.
+    error is ≤ ``tol`` or ``max_iter`` sweeps were used in total. ``init=(f, g, n_iter)``
+    skips the annealing and continues from those potentials at ``eps = reg``.
 
     Example:
         >>> from sbflow.couplings.cost import sq_euclidean
-        >>> x = torch.randn(5, 2, dtype=torch.float64)
+        >>> x = torch.randn(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
         >>> la = torch.full((5,), -math.log(5), dtype=torch.float64)
         >>> ops = DenseOps(sq_euclidean(x, x), la, la)
         >>> r = log_sinkhorn(ops, 1.0, eps_start=4.0, anneal_factor=0.5, stage_iters=5,
@@ -185,6 +195,9 @@ def log_sinkhorn(
 
     n_iter = 0
     eps = max(reg, eps_start)
+    if init is not None:
+        f, g, n_iter = init
+        eps = reg
     while eps > reg * (1 + 1e-12) and n_iter < max_iter:
         for _ in range(stage_iters):
             c = shift(f, g)
@@ -196,7 +209,10 @@ def log_sinkhorn(
     eps = reg
     s = ops.lse_rows(g, eps)
     err = _residual(ops, f, s, eps, tau, mass)
-    while not err <= tol and n_iter < max_iter and math.isfinite(err):
+    # g must come from a sweep at eps = reg for the row test to be the whole error
+    need_sweep = init is None
+    while (need_sweep or not err <= tol) and n_iter < max_iter and math.isfinite(err):
+        need_sweep = False
         c = shift(f, g)
         f, g, s = f + c, g - c, s - c / eps
         f = -lam(eps) * eps * s
@@ -205,3 +221,111 @@ def log_sinkhorn(
         s = ops.lse_rows(g, eps)
         err = _residual(ops, f, s, eps, tau, mass)
     return SinkhornResult(f, g, s, err, n_iter, bool(err <= tol))
+
+
+def stabilized_sinkhorn(
+    ops: DenseOps,
+    reg: float,
+    *,
+    eps_start: float,
+    anneal_factor: float,
+    stage_iters: int,
+    tol: float,
+    max_iter: int,
+    tau: float | None = None,
+) -> SinkhornResult:
+    """The iterations of :func:`log_sinkhorn` done with matrix-vector products (dense only).
+
+    Same fixed point and stopping test, about ten times cheaper per sweep: the current plan
+    ``K = a_i b_j exp((f_i + g_j − C_ij)/eps)`` is formed once, sweeps update scalings
+    ``u, v`` with ``u = (a / Kv)^λ e^{−(1−λ) f/eps}`` (``λ = 1`` when balanced), and the
+    scalings are absorbed into ``(f, g)`` (one ``exp`` pass) whenever ``|log u|`` or
+    ``|log v|`` exceeds a dtype-dependent bound or ``eps`` changes. Entries of ``K`` that
+    underflow carry less than ``tiny·e^{2·bound}`` of mass. If anything non-finite appears the
+    run continues in the log domain from the last finite potentials.
+
+    Example:
+        >>> from sbflow.couplings.cost import sq_euclidean
+        >>> x = torch.randn(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+        >>> la = torch.full((5,), -math.log(5), dtype=torch.float64)
+        >>> ops = DenseOps(sq_euclidean(x, x), la, la)
+        >>> r = stabilized_sinkhorn(ops, 1.0, eps_start=4.0, anneal_factor=0.5, stage_iters=5,
+        ...                         tol=1e-9, max_iter=1000)
+        >>> r.converged
+        True
+    """
+    log_a, log_b = ops.log_a, ops.log_b
+    a, b = torch.exp(log_a), torch.exp(log_b)
+    mass = float(a.sum())
+    bound = 100.0 if torch.finfo(log_a.dtype).bits >= 64 else 20.0
+    f = log_a.new_zeros(log_a.shape[0])
+    g = log_b.new_zeros(log_b.shape[0])
+    n_iter = 0
+    eps = max(reg, eps_start)
+
+    def lam(e: float) -> float:
+        return 1.0 if tau is None else tau / (tau + e)
+
+    def fallback() -> SinkhornResult:
+        return log_sinkhorn(
+            ops,
+            reg,
+            eps_start=reg,
+            anneal_factor=anneal_factor,
+            stage_iters=stage_iters,
+            tol=tol,
+            max_iter=max_iter,
+            tau=tau,
+            init=(f, g, n_iter),
+        )
+
+    while True:
+        final = eps <= reg * (1 + 1e-12)
+        if final:
+            eps = reg
+        kern = ops.plan(f, g, eps)
+        u = torch.ones_like(f)
+        v = torch.ones_like(g)
+        count = 0
+        err = math.inf
+        while True:
+            kv = kern @ v
+            if final:
+                fu = f + eps * torch.log(u)
+                target = a if tau is None else a * torch.exp(-fu / tau)
+                err = float((u * kv - target).abs().sum()) / mass
+                if not math.isfinite(err):
+                    return fallback()
+                if (err <= tol and count > 0) or n_iter >= max_iter:
+                    break
+            elif count >= stage_iters or n_iter >= max_iter:
+                break
+            la = lam(eps)
+            if tau is not None:
+                fu, gv = f + eps * torch.log(u), g + eps * torch.log(v)
+                log_fa = torch.logsumexp(log_a - fu / tau, 0)
+                log_gb = torch.logsumexp(log_b - gv / tau, 0)
+                shift = math.exp(-float(0.5 * tau * (log_fa - log_gb)) / eps)
+                v, kv = v * shift, kv * shift
+                u = (a / kv) ** la * torch.exp(-(1 - la) * f / eps)
+                v = (b / (kern.T @ u)) ** la * torch.exp(-(1 - la) * g / eps)
+            else:
+                u = a / kv
+                v = b / (kern.T @ u)
+            n_iter += 1
+            count += 1
+            big = max(float(torch.log(u).abs().max()), float(torch.log(v).abs().max()))
+            if not math.isfinite(big):
+                return fallback()
+            if big > bound:
+                f, g = f + eps * torch.log(u), g + eps * torch.log(v)
+                kern = ops.plan(f, g, eps)
+                u, v = torch.ones_like(u), torch.ones_like(v)
+        s = torch.log(kv) - log_a - f / eps  # log Σ_j b_j exp((g_j − C_ij)/eps), final g
+        f, g = f + eps * torch.log(u), g + eps * torch.log(v)
+        if final or n_iter >= max_iter:
+            if not final:  # budget spent while annealing: report the error at reg honestly
+                return fallback()
+            plan = kern.mul_(u[:, None]).mul_(v[None, :])
+            return SinkhornResult(f, g, s, err, n_iter, bool(err <= tol and count > 0), plan)
+        eps = max(reg, eps * anneal_factor)

@@ -8,8 +8,6 @@ product ``P @ y``, and draws of target indices, each in memory bounded by ``bloc
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import torch
 
 from sbflow.couplings._sampling import gumbel, sample_categorical, sample_rows, uniform
@@ -66,10 +64,6 @@ class PlanStore:
     def matmul(self, y: torch.Tensor) -> torch.Tensor:
         """``P @ y`` for ``y`` of shape ``(m, d)``."""
         return torch.cat([blk @ y for _, blk in self._blocks()], 0)
-
-    def dot(self, fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> float:
-        """``sum_ij P_ij F_ij`` where ``fn(idx, P_block)`` returns the block of ``F``."""
-        return float(sum(float((blk * fn(sub, blk)).sum()) for sub, blk in self._blocks()))
 
     def sample_targets(self, src: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """One target per entry of ``src``, drawn from ``P[i, :]`` (rows must have mass)."""

@@ -124,7 +124,13 @@ class Coupling:
 
     @property
     def permutation(self) -> torch.Tensor | None:
-        """For a permutation plan, the target index of each source ``(n,)``; else ``None``."""
+        """For a permutation plan, the target index of each source ``(n,)``; else ``None``.
+
+        Example:
+            >>> from sbflow.couplings import couple
+            >>> couple(torch.tensor([[0.0], [1.0]]), torch.tensor([[1.0], [0.0]])).permutation
+            tensor([1, 0])
+        """
         if not self.is_permutation:
             return None
         store = self._store
@@ -132,11 +138,23 @@ class Coupling:
         return store.c
 
     def row_mass(self) -> torch.Tensor:
-        """Row sums ``P 1`` of shape ``(n,)`` (equal to ``a`` for balanced plans)."""
+        """Row sums ``P 1`` of shape ``(n,)`` (equal to ``a`` for balanced plans).
+
+        Example:
+            >>> from sbflow.couplings import couple
+            >>> couple(torch.zeros(2, 1), torch.ones(2, 1)).row_mass().tolist()
+            [0.5, 0.5]
+        """
         return self._store.row_mass()
 
     def col_mass(self) -> torch.Tensor:
-        """Column sums ``Pᵀ 1`` of shape ``(m,)`` (equal to ``b`` for balanced plans)."""
+        """Column sums ``Pᵀ 1`` of shape ``(m,)`` (equal to ``b`` for balanced plans).
+
+        Example:
+            >>> from sbflow.couplings import couple
+            >>> couple(torch.zeros(2, 1), torch.ones(2, 1)).col_mass().tolist()
+            [0.5, 0.5]
+        """
         return self._store.col_mass()
 
     def plan(self, *, max_bytes: int = 2**30) -> torch.Tensor:
@@ -284,6 +302,9 @@ class CouplingSolver(ABC):
     masses when both ``a`` and ``b`` are given (they do not silently renormalise); if only one
     is given, the other is uniform with the same total. Unbalanced and partial solvers take
     the weights as given.
+
+    Dtype: the common floating dtype of ``x0`` and ``x1`` (float16/bfloat16 are computed and
+    returned in float32); the device is the inputs' device.
 
     Labels: with ``y0`` and ``y1``, pairs only form within a class. Every class must occur on
     both sides. Each class keeps the source mass it has in ``a``; for balanced solvers the

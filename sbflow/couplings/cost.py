@@ -29,7 +29,8 @@ def sq_euclidean(x0: torch.Tensor, x1: torch.Tensor) -> torch.Tensor:
     x1 = x1.reshape(x1.shape[0], -1)
     shift = 0.5 * (x0.mean(0) + x1.mean(0))
     x0, x1 = x0 - shift, x1 - shift
-    sq = (x0 * x0).sum(1)[:, None] + (x1 * x1).sum(1)[None, :] - 2.0 * (x0 @ x1.T)
+    sq = x0 @ x1.T  # one (n, m) allocation, then in place
+    sq.mul_(-2.0).add_((x0 * x0).sum(1)[:, None]).add_((x1 * x1).sum(1)[None, :])
     return sq.clamp_min_(0.0)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -122,7 +123,12 @@ class ExactOT(CouplingSolver):
         an = a.detach().double().cpu().numpy()
         bn = b.detach().double().cpu().numpy()
         bn = bn * (an.sum() / bn.sum())
-        plan, log = ot.emd(an, bn, cost.detach().cpu().numpy(), numItermax=self.max_iter, log=True)
+        with warnings.catch_warnings():
+            # the result code is checked below and reported as a ConvergenceWarning/Error
+            warnings.filterwarnings("ignore", message="numItermax reached")
+            plan, log = ot.emd(
+                an, bn, cost.detach().cpu().numpy(), numItermax=self.max_iter, log=True
+            )
         ok = int(log["result_code"]) == 1
         return plan, np.asarray(log["u"]), np.asarray(log["v"]), ok, str(log["warning"])
 

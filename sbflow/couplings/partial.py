@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from typing import Any
 
 import numpy as np
@@ -10,7 +11,7 @@ import torch
 
 from sbflow._checks import check_positive, check_unit_interval
 from sbflow.couplings._pot import pot
-from sbflow.couplings._sinkhorn_core import DenseOps, default_tol, log_sinkhorn
+from sbflow.couplings._sinkhorn_core import DenseOps, default_tol, stabilized_sinkhorn
 from sbflow.couplings._stores import DenseStore, SparseStore
 from sbflow.couplings.base import Coupling, CouplingSolver
 from sbflow.couplings.cost import REG_SCALES, cost_scale, sq_euclidean
@@ -133,7 +134,10 @@ class PartialOT(CouplingSolver):
         n, m = cost.shape
         an, bn = aext.cpu().numpy(), bext.cpu().numpy()
         bn = bn * (an.sum() / bn.sum())
-        plan, log = ot.emd(an, bn, cext.cpu().numpy(), numItermax=self.max_iter, log=True)
+        with warnings.catch_warnings():
+            # the result code is checked below and reported as a ConvergenceWarning/Error
+            warnings.filterwarnings("ignore", message="numItermax reached")
+            plan, log = ot.emd(an, bn, cext.cpu().numpy(), numItermax=self.max_iter, log=True)
         ok = int(log["result_code"]) == 1
         if not ok:
             self._warn_or_raise(
@@ -171,7 +175,7 @@ class PartialOT(CouplingSolver):
         n, m = cost.shape
         tol = self.tol if self.tol is not None else default_tol(x0.dtype)
         ops = DenseOps(cext, torch.log(aext), torch.log(bext))
-        res = log_sinkhorn(
+        res = stabilized_sinkhorn(
             ops,
             reg,
             eps_start=eps_start,
@@ -190,7 +194,8 @@ class PartialOT(CouplingSolver):
                 f"entropic partial OT did not converge ({what}, reg={reg:.4g}). Raise max_iter, "
                 f"increase reg (or rel_reg), or use float64 inputs."
             )
-        plan = ops.plan(res.f, res.g, reg)[:n, :m]
+        full = res.plan if res.plan is not None else ops.plan(res.f, res.g, reg)
+        plan = full[:n, :m]
         return Coupling(
             DenseStore(plan),
             a=a,

@@ -15,6 +15,7 @@ from sbflow.couplings._sinkhorn_core import (
     SinkhornResult,
     default_tol,
     log_sinkhorn,
+    stabilized_sinkhorn,
 )
 from sbflow.couplings._stores import DenseStore, GibbsStore
 from sbflow.couplings.base import Coupling, CouplingSolver
@@ -150,7 +151,8 @@ class Sinkhorn(CouplingSolver):
 
     # -- solve ---------------------------------------------------------------------------
     def _run(self, ops, reg: float, eps_start: float, tol: float) -> SinkhornResult:
-        return log_sinkhorn(
+        run = stabilized_sinkhorn if isinstance(ops, DenseOps) else log_sinkhorn
+        return run(
             ops,
             reg,
             eps_start=eps_start if self.anneal else reg,
@@ -192,7 +194,7 @@ class Sinkhorn(CouplingSolver):
         if backend == "dense":
             dense = DenseOps(sq_euclidean(y0, y1), log_a, log_b)
             res = self._run(dense, reg, eps_start, tol)
-            plan = dense.plan(res.f, res.g, reg)
+            plan = res.plan if res.plan is not None else dense.plan(res.f, res.g, reg)
             store = DenseStore(plan)
             cost = float((plan * dense.cost).sum())
         assert res is not None
@@ -247,7 +249,7 @@ class UnbalancedSinkhorn(Sinkhorn):
         **kwargs: The other options of :class:`Sinkhorn`.
 
     Example:
-        >>> x0 = torch.randn(40, 2, dtype=torch.float64)
+        >>> x0 = torch.randn(40, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
         >>> c = UnbalancedSinkhorn(reg_marginal=1.0)(x0, x0 + 1, b=torch.full((40,), 0.05))
         >>> c.converged
         True

@@ -29,7 +29,7 @@ from torchdiffeq import odeint
 
 from sbflow._checks import as_samples
 from sbflow.simulation._common import CountingField
-from sbflow.simulation.ode import solver_options
+from sbflow.simulation.ode import _solver_options
 
 __all__ = ["divergence", "log_likelihood"]
 
@@ -134,7 +134,7 @@ def log_likelihood(
     if isinstance(n_probes, bool) or not isinstance(n_probes, int) or n_probes < 1:
         raise ValueError(f"n_probes must be a positive integer; got {n_probes!r}.")
     grid = torch.tensor([1.0, 0.0], dtype=x.dtype, device=x.device)
-    opts = solver_options(method, steps, grid)
+    opts = _solver_options(method, steps, grid)
     n = x.shape[0]
     field = CountingField(velocity, x.shape)
 

@@ -51,6 +51,12 @@ class ODEResult:
             ``None`` when no ``times`` were requested.
         times: Output times in integration order (``[0, 1]`` or ``[1, 0]`` by default).
         nfe: Number of calls of the user's velocity field.
+
+    Example:
+        >>> import torch
+        >>> res = integrate_ode(lambda x, t: -x, torch.ones(3, 2), [0.0, 0.5, 1.0])
+        >>> res.trajectory.shape, res.times.tolist()
+        (torch.Size([3, 3, 2]), [0.0, 0.5, 1.0])
     """
 
     x: torch.Tensor
@@ -59,7 +65,7 @@ class ODEResult:
     nfe: int
 
 
-def check_method(method: str, steps: int | None) -> dict[str, Any]:
+def _check_method(method: str, steps: int | None) -> dict[str, Any]:
     """Validate an ODE method / step count pair and return torchdiffeq options (private use)."""
     if method in FIXED_STEP_METHODS:
         if steps is None:
@@ -82,13 +88,13 @@ def check_method(method: str, steps: int | None) -> dict[str, Any]:
     )
 
 
-def solver_options(method: str, steps: int | None, grid: torch.Tensor) -> dict[str, Any]:
+def _solver_options(method: str, steps: int | None, grid: torch.Tensor) -> dict[str, Any]:
     """torchdiffeq ``options`` so that the solver steps onto every output time exactly.
 
     Adaptive solvers otherwise step past the last time and interpolate back, evaluating
     the field at times outside ``[0, 1]``, where a model or closed form may be undefined.
     """
-    check_method(method, steps)
+    _check_method(method, steps)
     if steps is None:
         return {"step_t": grid}
 
@@ -143,7 +149,7 @@ def integrate_ode(
     """
     x0 = as_samples(x0, "x0")
     grid = resolve_times(times, reverse, like=x0)
-    opts = solver_options(method, steps, grid)
+    opts = _solver_options(method, steps, grid)
     field = CountingField(velocity, x0.shape)
 
     def rhs(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

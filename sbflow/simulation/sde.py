@@ -53,6 +53,14 @@ class SDEResult:
             ``None`` when no ``times`` were requested.
         times: Output times (in bridge time ``t``), in integration order.
         nfe: Number of calls of the velocity field.
+
+    Example:
+        >>> import torch
+        >>> zero = lambda x, t: torch.zeros_like(x)
+        >>> res = integrate_sde(zero, zero, torch.zeros(4, 2), times=[1.0, 0.5, 0.0], steps=10,
+        ...                     direction="backward")
+        >>> res.trajectory.shape, res.times.tolist()
+        (torch.Size([3, 4, 2]), [1.0, 0.5, 0.0])
     """
 
     x: torch.Tensor

@@ -13,6 +13,8 @@ import threading
 from collections.abc import Callable, Iterator
 from typing import Generic, TypeVar
 
+import torch
+
 __all__ = ["Prefetcher", "step_seed"]
 
 T = TypeVar("T")
@@ -41,86 +43,108 @@ def step_seed(seed: int, step: int, stream: int = 0) -> int:
 class Prefetcher(Generic[T]):
     """Iterate over ``make_batch(step)`` for ``step`` in ``[start, stop)``, computed ahead.
 
+    ``workers`` threads compute interleaved steps (worker ``w`` takes ``start + w``,
+    ``start + w + workers``, …) and the batches are handed out in step order, so the result
+    does not depend on the number of workers or on scheduling. Threads help because the heavy
+    parts (torch ops, POT's network simplex) release the GIL.
+
     Args:
         make_batch: Pure function of the step number returning the batch.
         start: First step.
         stop: One past the last step.
-        depth: How many batches to compute ahead; 0 computes each batch in the calling
-            thread when it is needed (no thread).
+        depth: How many batches each worker may compute ahead; 0 computes each batch in the
+            calling thread when it is needed (no threads).
+        workers: Number of worker threads (≥ 1).
 
     Exceptions raised by ``make_batch`` are re-raised in the consuming thread. Use as a
-    context manager (or call :meth:`close`) so the worker stops when training ends early.
+    context manager (or call :meth:`close`) so the workers stop when training ends early.
 
     Example:
-        >>> with Prefetcher(lambda k: k * k, 0, 4, depth=2) as batches:
+        >>> with Prefetcher(lambda k: k * k, 0, 5, depth=2, workers=2) as batches:
         ...     list(batches)
-        [0, 1, 4, 9]
+        [0, 1, 4, 9, 16]
     """
 
     def __init__(
-        self, make_batch: Callable[[int], T], start: int, stop: int, *, depth: int = 4
+        self,
+        make_batch: Callable[[int], T],
+        start: int,
+        stop: int,
+        *,
+        depth: int = 4,
+        workers: int = 1,
     ) -> None:
         if depth < 0:
             raise ValueError(f"prefetch depth must be ≥ 0; got {depth}.")
+        if workers < 1:
+            raise ValueError(f"prefetch workers must be ≥ 1; got {workers}.")
         self.make_batch = make_batch
         self.start, self.stop, self.depth = int(start), int(stop), int(depth)
+        self.workers = int(workers) if depth > 0 else 0
         self._stop_event = threading.Event()
-        self._queue: queue.Queue[tuple[int, T | None, BaseException | None]] = queue.Queue(
-            maxsize=max(depth, 1)
-        )
-        self._thread: threading.Thread | None = None
-        if depth > 0 and self.stop > self.start:
-            self._thread = threading.Thread(target=self._work, name="sbflow-prefetch", daemon=True)
-            self._thread.start()
+        self._queues: list[queue.Queue[tuple[int, T | None, BaseException | None]]] = [
+            queue.Queue(maxsize=max(depth, 1)) for _ in range(self.workers)
+        ]
+        self._threads: list[threading.Thread] = []
+        if self.workers and self.stop > self.start:
+            threads = torch.get_num_threads()
+            for w in range(self.workers):
+                thread = threading.Thread(
+                    target=self._work, args=(w, threads), name=f"sbflow-prefetch-{w}", daemon=True
+                )
+                thread.start()
+                self._threads.append(thread)
 
-    def _put(self, item: tuple[int, T | None, BaseException | None]) -> bool:
+    def _put(self, w: int, item: tuple[int, T | None, BaseException | None]) -> bool:
         while not self._stop_event.is_set():
             try:
-                self._queue.put(item, timeout=0.1)
+                self._queues[w].put(item, timeout=0.1)
                 return True
             except queue.Full:
                 continue
         return False
 
-    def _work(self) -> None:
-        for step in range(self.start, self.stop):
+    def _work(self, w: int, threads: int) -> None:
+        torch.set_num_threads(threads)  # same intra-op setting as the training thread
+        for step in range(self.start + w, self.stop, self.workers):
             if self._stop_event.is_set():
                 return
             try:
                 batch = self.make_batch(step)
             except BaseException as err:  # handed over to the consumer
-                self._put((step, None, err))
+                self._put(w, (step, None, err))
                 return
-            if not self._put((step, batch, None)):
+            if not self._put(w, (step, batch, None)):
                 return
 
     def __iter__(self) -> Iterator[T]:
         for step in range(self.start, self.stop):
-            if self._thread is None:
+            if not self._threads:
                 yield self.make_batch(step)
                 continue
-            got_step, batch, err = self._queue.get()
+            got_step, batch, err = self._queues[(step - self.start) % self.workers].get()
             if err is not None:
                 raise err
-            if got_step != step:  # pragma: no cover - the worker is sequential
+            if got_step != step:  # pragma: no cover - each worker is sequential
                 raise RuntimeError(f"prefetcher out of order: expected {step}, got {got_step}")
             yield batch  # type: ignore[misc]
 
     def close(self) -> None:
-        """Stop the worker thread and drop computed batches.
+        """Stop the worker threads and drop computed batches.
 
         Example:
             >>> p = Prefetcher(lambda k: k, 0, 10); p.close()
         """
         self._stop_event.set()
-        if self._thread is not None:
+        for q in self._queues:
             while True:
                 try:
-                    self._queue.get_nowait()
+                    q.get_nowait()
                 except queue.Empty:
                     break
-            self._thread.join(timeout=5.0)
-            self._thread = None
+        for thread in self._threads:
+            thread.join(timeout=5.0)
+        self._threads = []
 
     def __enter__(self) -> Prefetcher[T]:
         return self

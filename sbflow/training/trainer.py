@@ -69,7 +69,8 @@ class TrainConfig:
         checkpoint_every: Write a checkpoint every this many steps (needs a run directory).
         log_every: Log the mean loss every this many steps.
         progress: Show a tqdm progress bar.
-        prefetch: Batches computed ahead in a background thread (0: none).
+        prefetch: Batches computed ahead by each background worker (0: no threads).
+        prefetch_workers: Background threads computing batches (couplings) in parallel.
         tensorboard: Also log to TensorBoard under ``run_dir/tensorboard``.
         num_threads: Torch intra-op threads while training (restored afterwards); ``None``
             leaves the setting alone. Small models on the CPU run fastest with 1 (thread
@@ -95,6 +96,7 @@ class TrainConfig:
     log_every: int = 50
     progress: bool = True
     prefetch: int = 4
+    prefetch_workers: int = 2
     tensorboard: bool = False
     num_threads: int | None = None
     precision: str = "fp32"
@@ -111,6 +113,7 @@ class TrainConfig:
             "checkpoint_every": (self.checkpoint_every, 1),
             "log_every": (self.log_every, 1),
             "prefetch": (self.prefetch, 0),
+            "prefetch_workers": (self.prefetch_workers, 1),
             "num_threads": (1 if self.num_threads is None else self.num_threads, 1),
         }
         for name, (value, low) in ints.items():
@@ -142,6 +145,7 @@ class TrainConfig:
             key.pop(name)
         key.pop("tensorboard")
         key.pop("num_threads")
+        key.pop("prefetch_workers")
         key.pop("precision")
         return key
 
@@ -316,7 +320,12 @@ class Trainer:
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
             "rng_cpu": torch.get_rng_state(),
-            "rng_cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            # Only this process's GPU: touching every visible GPU would create a CUDA context
+            # on each (one per rank under torchrun), and the list must not depend on how many
+            # GPUs the resuming machine has.
+            "rng_cuda": [torch.cuda.get_rng_state(self.device)]
+            if self.device.type == "cuda"
+            else [],
             "config": self.config.resume_key(),
             "meta": self.meta,
             "history": list(self.history),
@@ -362,8 +371,8 @@ class Trainer:
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         torch.set_rng_state(state["rng_cpu"])
-        if state["rng_cuda"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["rng_cuda"])
+        if state["rng_cuda"] and self.device.type == "cuda":
+            torch.cuda.set_rng_state(state["rng_cuda"][0], self.device)
         self.step = int(state["step"])
         self.history = [(int(s), float(v)) for s, v in state["history"]]
         self.elapsed = float(state["elapsed"])
@@ -446,7 +455,13 @@ class Trainer:
             torch.set_num_threads(cfg.num_threads)
         interrupts.install()
         try:
-            with Prefetcher(self.make_batch, self.step, cfg.steps, depth=cfg.prefetch) as batches:
+            with Prefetcher(
+                self.make_batch,
+                self.step,
+                cfg.steps,
+                depth=cfg.prefetch,
+                workers=cfg.prefetch_workers,
+            ) as batches:
                 for batch in batches:
                     in_step = True
                     loss = self._one_step(batch)

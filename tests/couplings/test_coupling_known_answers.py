@@ -210,3 +210,17 @@ def test_sinkhorn_converges_at_small_relative_reg(d: int) -> None:
     # a useful plan: far from independent (cost well below the independent coupling's)
     assert c.cost < 0.9 * couple(x0, x1, "independent").cost or d == 64
     assert c.cost >= couple(x0, x1, "exact").cost
+
+
+@pytest.mark.slow
+def test_exact_is_optimal_where_pot_default_iteration_cap_is_not() -> None:
+    g = torch.Generator().manual_seed(0)
+    x0 = torch.randn(4096, 2, generator=g, dtype=torch.float64)
+    x1 = torch.randn(4096, 2, generator=g, dtype=torch.float64) + 3.0
+    c = ExactOT(strict=True)(x0, x1)
+    cost = _cost(x0, x1)
+    with pytest.warns(UserWarning, match="numItermax"):
+        capped = float(ot.emd2([], [], cost))  # POT's default numItermax=1e5
+    assert c.is_permutation and c.converged
+    assert c.cost == pytest.approx(ot.emd2([], [], cost, numItermax=10**8), rel=1e-10)
+    assert c.cost < capped

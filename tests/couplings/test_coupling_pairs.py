@@ -188,3 +188,21 @@ def test_labelled_sinkhorn_uses_one_reg_for_all_classes() -> None:
     c = couple(x0, x1, "sinkhorn", y0=y0, y1=y1, rel_reg=0.1)
     assert isinstance(c, Coupling) and c.converged
     assert c.reg == pytest.approx(0.1 * float(sq_euclidean(x0, x1).mean()), rel=1e-9)
+
+
+@pytest.mark.parametrize("kind", ["mean", "median", "std"])
+def test_relative_reg_uses_the_chosen_cost_scale(kind: str) -> None:
+    g = _gen(4)
+    x0 = torch.randn(30, 2, generator=g, dtype=torch.float64)
+    x1 = torch.randn(35, 2, generator=g, dtype=torch.float64) + 1
+    cost = sq_euclidean(x0, x1).reshape(-1)
+    expected = {"mean": cost.mean(), "median": cost.median(), "std": cost.std()}[kind]
+    c = Sinkhorn(rel_reg=0.2, reg_scale=kind)(x0, x1)
+    assert c.reg == pytest.approx(0.2 * float(expected), rel=1e-9)
+    assert Sinkhorn(reg=0.7)(x0, x1).reg == 0.7
+
+
+def test_independent_without_permutation_draws_targets_independently() -> None:
+    c = IndependentCoupling(permute=False)(torch.zeros(200, 1), torch.ones(200, 1))
+    _, j = c.pairs(generator=_gen())
+    assert len(set(j.tolist())) < 200  # i.i.d. draws repeat targets

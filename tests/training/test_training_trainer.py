@@ -74,14 +74,21 @@ def stop_with(exc: type[BaseException], at: int):
     return callback
 
 
-@pytest.mark.parametrize("prefetch", [0, 3])
-def test_interrupted_and_resumed_run_is_bit_identical(tmp_path: Path, prefetch: int) -> None:
-    reference = trainer(tmp_path / "ref", prefetch=prefetch).train()
+@pytest.mark.parametrize(("prefetch", "workers"), [(0, 1), (3, 1), (2, 3)])
+def test_interrupted_and_resumed_run_is_bit_identical(
+    tmp_path: Path, prefetch: int, workers: int
+) -> None:
+    reference = trainer(tmp_path / "ref", prefetch=0).train()  # the plain loop
     assert reference.step == 40
     with pytest.raises(KeyboardInterrupt):
-        trainer(tmp_path / "run", [stop_with(KeyboardInterrupt, 13)], prefetch=prefetch).train()
+        trainer(
+            tmp_path / "run",
+            [stop_with(KeyboardInterrupt, 13)],
+            prefetch=prefetch,
+            prefetch_workers=workers,
+        ).train()
     assert load_checkpoint(tmp_path / "run" / "checkpoint.pt")["step"] == 13
-    resumed = trainer(tmp_path / "run", prefetch=prefetch)
+    resumed = trainer(tmp_path / "run", prefetch=prefetch, prefetch_workers=workers)
     assert resumed.resumed_from == 13
     resumed.train()
     assert_same_state(reference, resumed)
@@ -198,5 +205,7 @@ def test_prefetcher_order_errors_and_early_close() -> None:
     p = Prefetcher(lambda k: k, 0, 10**6, depth=2)
     next(iter(p))
     p.close()
-    assert p._thread is None
+    assert p._threads == []
+    with Prefetcher(lambda k: k + 1, 0, 50, depth=1, workers=3) as it:
+        assert list(it) == list(range(1, 51))
     assert len({step_seed(0, k) for k in range(1000)}) == 1000
