@@ -102,7 +102,7 @@ def pair_stats(i: np.ndarray, j: np.ndarray, cost: np.ndarray, opt: float) -> tu
     return gap, len(np.unique(i)) / cost.shape[0]
 
 
-ROW = "{:<34} {:>5} {:>3} {:>9} {:>8} {:>10} {:>10} {:>9} {:>9}  {}"
+ROW = "{:<38} {:>5} {:>3} {:>9} {:>8} {:>10} {:>10} {:>9} {:>9}  {}"
 
 
 def fmt(v: float | None, spec: str) -> str:
@@ -231,6 +231,17 @@ def bench_size(n: int, d: int, repeats: int, seed: int) -> None:
                 None,
                 "; ".join(sorted(msgs)),
             )
+
+        # what a torch user gets: POT's kernel-mode Sinkhorn on float32 tensors
+        c32 = sq_euclidean(x0, x1)
+        u32 = torch.full((n,), 1.0 / n)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            t, plan, mem = timed(lambda c=c32, w=u32, reg=reg: ot.sinkhorn(w, w, c, reg), 1)
+        pg, err = plan_stats(plan.double().numpy(), cost, opt)
+        msgs = {str(w.message).split(".")[0][:40] for w in caught}
+        note = "; ".join(sorted(msgs))
+        show(f"POT sinkhorn f32 torch reg={rel}·mean", n, d, t, mem, pg, None, err, None, note)
 
     if OTPlanSampler is not None:
         sampler = OTPlanSampler(method="sinkhorn")  # its default reg=0.05 on the raw cost

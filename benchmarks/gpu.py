@@ -51,8 +51,8 @@ __all__ = ["bench_coupling", "bench_scope", "bench_train", "main"]
 MiB = 2**20
 
 
-def _need_cuda(section: str) -> None:
-    if not torch.cuda.is_available():
+def _need_cuda(section: str, device: str = "cuda") -> None:
+    if torch.device(device).type == "cuda" and not torch.cuda.is_available():
         sys.exit(
             f"benchmarks/gpu.py {section}: no CUDA device is available (torch "
             f"{torch.__version__}, cuda={torch.version.cuda}). Run it on a machine with an "
@@ -81,19 +81,32 @@ def _table(rows: list[dict[str, Any]], columns: list[str]) -> str:
 # -- coupling ---------------------------------------------------------------------------------
 
 
+def _free_bytes(dev: torch.device) -> int:
+    if dev.type == "cuda":
+        return torch.cuda.mem_get_info(dev)[0]
+    return 4 * 2**30  # CPU runs (smoke tests): allow dense problems up to a few GiB
+
+
 def _timed(fn: Callable[[], Any], reps: int) -> tuple[float, Any, float]:
-    """Median seconds over ``reps`` calls, the last result, peak MiB allocated by one call."""
-    times, out, peak = [], None, 0.0
+    """Median seconds over ``reps`` calls, the last result, peak MiB allocated by one call.
+
+    The peak is torch's CUDA allocator high-water mark (NaN without CUDA).
+    """
+    times, out, peak = [], None, math.nan
+    cuda = torch.cuda.is_available()
     for _ in range(reps):
         out = None
         _sync()
-        torch.cuda.reset_peak_memory_stats()
-        base = torch.cuda.memory_allocated()
+        if cuda:
+            torch.cuda.reset_peak_memory_stats()
+            base = torch.cuda.memory_allocated()
         tic = time.perf_counter()
         out = fn()
         _sync()
         times.append(time.perf_counter() - tic)
-        peak = max(peak, (torch.cuda.max_memory_allocated() - base) / MiB)
+        if cuda:
+            used = (torch.cuda.max_memory_allocated() - base) / MiB
+            peak = used if math.isnan(peak) else max(peak, used)
     return statistics.median(times), out, peak
 
 
@@ -104,18 +117,26 @@ def bench_coupling(
     reps: int = 3,
     rel_reg: float = 0.05,
     max_iter: int = 2000,
+    big_n: int = 100_000,
+    big_max_iter: int = 60,
     pairs_max_n: int = 100_000,
     geomloss: bool = True,
+    device: str = "cuda",
 ) -> list[dict[str, Any]]:
     """Time entropic couplings on the GPU; one row per (n, backend).
+
+    Above ``big_n`` points a full solve takes minutes to hours (each sweep is two kernel
+    reductions over ``n²`` pairs), so the sweeps are capped at ``big_max_iter`` and the row
+    reports the time per sweep; GeomLoss and the pair draws run up to ``big_n`` /
+    ``pairs_max_n`` only.
 
     Example:
         >>> rows = bench_coupling([1000], reps=1)  # doctest: +SKIP
     """
     from sbflow.couplings import Sinkhorn, keops_available, reg_to_blur
 
-    _need_cuda("coupling")
-    dev = torch.device("cuda")
+    _need_cuda("coupling", device)
+    dev = torch.device(device)
     has_keops = keops_available()
     if not has_keops:
         print("pykeops is not usable here: only the dense backend runs (n limited by memory).")
@@ -132,7 +153,7 @@ def bench_coupling(
     for n in sizes:
         x0 = torch.randn(n, dim, device=dev, generator=gen)
         x1 = 0.5 * torch.randn(n, dim, device=dev, generator=gen) + 1.0
-        free, _ = torch.cuda.mem_get_info()
+        free = _free_bytes(dev)
         backends = []
         # cost, one temporary of the same size and the plan
         if 3 * n * n * x0.element_size() < 0.7 * free:
@@ -142,9 +163,11 @@ def bench_coupling(
         if not backends:
             rows.append({"n": n, "backend": "-", "note": "dense does not fit; no KeOps"})
             continue
-        reps_n = reps if n <= 100_000 else 1
+        big = n > big_n
+        reps_n = 1 if big else reps
         for backend in backends:
-            solver = Sinkhorn(rel_reg=rel_reg, backend=backend, max_iter=max_iter)
+            budget = big_max_iter if big else max_iter
+            solver = Sinkhorn(rel_reg=rel_reg, backend=backend, max_iter=budget)
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # a capped run is reported in the table
                 seconds, coupling, peak = _timed(lambda s=solver, a=x0, b=x1: s(a, b), reps_n)
@@ -157,6 +180,7 @@ def bench_coupling(
                 "ms_per_sweep": 1e3 * seconds / max(coupling.n_iter, 1),
                 "converged": coupling.converged,
                 "marg_err": coupling.marginal_error,
+                "note": f"sweeps capped at {budget}" if big else "",
             }
             if n <= pairs_max_n:
                 g = torch.Generator(device=dev).manual_seed(1)
@@ -164,9 +188,10 @@ def bench_coupling(
             reg = coupling.reg
             del coupling
             rows.append(row)
-        if geomloss:
+        if geomloss and not big:
             rows.extend(_geomloss_rows(x0, x1, reg, n, has_keops, reps_n, reg_to_blur))
-        torch.cuda.empty_cache()
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
     print(_table(rows, _COUPLING_COLUMNS))
     return rows
 
@@ -198,7 +223,7 @@ def _geomloss_rows(
         from geomloss import SamplesLoss
     except ImportError:
         return [{"n": n, "backend": "geomloss", "note": "geomloss not installed"}]
-    free, _ = torch.cuda.mem_get_info()
+    free = _free_bytes(x0.device)
     modes = []
     if 3 * n * n * x0.element_size() < 0.7 * free:
         modes.append("tensorized")
@@ -227,7 +252,12 @@ def _geomloss_rows(
 
 
 def bench_train(
-    batch_sizes: list[int], *, steps: int = 200, hidden: int = 256, depth: int = 4
+    batch_sizes: list[int],
+    *,
+    steps: int = 200,
+    hidden: int = 256,
+    depth: int = 4,
+    device: str = "cuda",
 ) -> list[dict[str, Any]]:
     """Steps per second of OT-CFM training on one GPU; one row per configuration.
 
@@ -241,13 +271,13 @@ def bench_train(
     from sbflow.paths import LinearPath
     from sbflow.training import TrainConfig, Trainer, step_seed
 
-    _need_cuda("train")
-    dev = torch.device("cuda")
+    _need_cuda("train", device)
+    dev = torch.device(device)
     configs = [
         # (name, coupling, where the coupling runs, prefetch depth)
         ("exact (cpu), no prefetch", "exact", "cpu", 0),
         ("exact (cpu), prefetch 4", "exact", "cpu", 4),
-        ("sinkhorn (gpu), prefetch 4", "sinkhorn", "cuda", 4),
+        ("sinkhorn (on device), prefetch 4", "sinkhorn", "device", 4),
         ("independent", None, "cpu", 4),
     ]
     rows = []
@@ -259,7 +289,7 @@ def bench_train(
                 g = torch.Generator().manual_seed(step_seed(0, step))
                 x0 = sample_dataset("8gaussians", n, generator=g)
                 x1 = sample_dataset("moons", n, generator=g)
-                if w == "cuda":
+                if w == "device":
                     x0, x1 = x0.to(dev), x1.to(dev)
                     gg = torch.Generator(device=dev).manual_seed(step_seed(0, step, 1))
                     i, j = m.couple(x0, x1, generator=gg)  # pairs drawn on the GPU
@@ -436,7 +466,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--nproc", type=int, default=2, help="scope: processes to launch")
     parser.add_argument("--batch", type=int, default=256, help="scope: batch per process")
     parser.add_argument("--method", default="exact", help="scope: coupling solver")
-    parser.add_argument("--device", default="cpu", help="scope: cpu (gloo) or cuda (nccl)")
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="scope: cpu (gloo, default) or cuda (nccl); coupling/train: cuda (default) or cpu "
+        "for a smoke run",
+    )
     args = parser.parse_args(argv)
 
     if args.section == "scope":
@@ -449,29 +484,33 @@ def main(argv: list[str] | None = None) -> int:
             dim=args.dim,
             reps=args.reps or (5 if args.quick else 20),
             method=args.method,
-            device=args.device,
+            device=args.device or "cpu",
         )
         return 0
+    device = args.device or "cuda"
+    _need_cuda(args.section, device)
+    where = torch.cuda.get_device_name() if device.startswith("cuda") else "cpu (smoke run)"
     if args.section in ("all", "coupling"):
-        _need_cuda("coupling")
+        _need_cuda("coupling", device)
         sizes = args.sizes or (
             [1_000, 10_000, 100_000]
             if args.quick
             else [1_000, 10_000, 30_000, 100_000, 300_000, 1_000_000]
         )
-        print(f"== entropic coupling on {torch.cuda.get_device_name()} ==")
+        print(f"== entropic coupling on {where} ==")
         bench_coupling(
             sizes,
             dim=args.dim,
             reps=args.reps or (1 if args.quick else 3),
             max_iter=args.max_iter,
             geomloss=not args.no_geomloss,
+            device=device,
         )
     if args.section in ("all", "train"):
-        _need_cuda("train")
+        _need_cuda("train", device)
         batch_sizes = args.batch_sizes or ([256, 1024] if args.quick else [256, 1024, 4096])
-        print(f"== OT-CFM training throughput on {torch.cuda.get_device_name()} ==")
-        bench_train(batch_sizes, steps=args.steps or (50 if args.quick else 300))
+        print(f"== OT-CFM training throughput on {where} ==")
+        bench_train(batch_sizes, steps=args.steps or (50 if args.quick else 300), device=device)
     return 0
 
 

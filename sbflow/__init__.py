@@ -1,5 +1,27 @@
-"""sbflow: optimal-transport couplings and Schrödinger bridges between sample sets."""
+"""sbflow: optimal-transport couplings and Schrödinger bridges between sample sets.
+
+The top level holds the one-call entry points; each stage of the pipeline lives in its own
+subpackage:
+
+- :mod:`sbflow.couplings` — exact, entropic, unbalanced, partial and label-aware OT solvers;
+- :mod:`sbflow.paths`, :mod:`sbflow.matching`, :mod:`sbflow.losses` — probability paths and
+  flow/score matching targets built over coupled pairs;
+- :mod:`sbflow.simulation` — ODE/SDE integration and exact CNF log-likelihoods;
+- :mod:`sbflow.gaussian` — the closed-form Gaussian Schrödinger bridge, for validation;
+- :mod:`sbflow.data`, :mod:`sbflow.metrics`, :mod:`sbflow.training`, :mod:`sbflow.cli`.
+
+Example:
+    >>> import torch, sbflow
+    >>> g = torch.Generator().manual_seed(0)
+    >>> x0, x1 = torch.randn(64, 2, generator=g), torch.randn(64, 2, generator=g) + 3
+    >>> coupling = sbflow.couple(x0, x1, method="exact")
+    >>> coupling.is_permutation
+    True
+"""
+
+from sbflow.bridge import Bridge, fit, leave_one_out, load
+from sbflow.couplings import Coupling, couple
 
 __version__ = "0.1.0"
 
-__all__ = ["__version__"]
+__all__ = ["Bridge", "Coupling", "__version__", "couple", "fit", "leave_one_out", "load"]

@@ -88,6 +88,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         "steps": args.steps,
         "batch_size": args.batch_size,
         "lr": args.lr,
+        "lr_schedule": args.lr_schedule,
         "ema_decay": args.ema_decay,
         "seed": args.seed,
         "device": args.device,
@@ -221,6 +222,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     x0 = sample_dataset(source, n_test, generator=g)
     x1 = sample_dataset(target, n_test, generator=g)
     methods = ["ot-cfm", "sb-cfm"]
+    torch.set_num_threads(1)  # small MLPs: one intra-op thread is fastest on a laptop CPU
     fig, axes = plt.subplots(1, len(methods), figsize=(5.5 * len(methods), 5.5))
     rows = []
     print(f"sbflow demo: {source} → {target}, {args.steps} steps per method, CPU")
@@ -303,6 +305,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=_positive_int, default=3000, help="optimiser steps")
     p.add_argument("--batch-size", type=_positive_int, default=256)
     p.add_argument("--lr", type=_finite_float, default=1e-3)
+    p.add_argument("--lr-schedule", choices=("cosine", "constant"), default="cosine")
     p.add_argument("--ema-decay", type=_finite_float, default=0.999)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
@@ -388,7 +391,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", "-o", default="sbflow-demo", help="output directory")
     p.add_argument("--source", default="8gaussians")
     p.add_argument("--target", default="moons")
-    p.add_argument("--steps", type=_positive_int, default=3000, help="steps per method")
+    p.add_argument("--steps", type=_positive_int, default=2000, help="steps per method")
     p.add_argument("--n-test", type=_positive_int, default=2000, help="held-out samples")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")

@@ -77,8 +77,9 @@ def wasserstein(
         >>> round(wasserstein(x, x + torch.tensor([3.0, 4.0])), 6)
         5.0
     """
-    import ot
+    from sbflow.couplings._pot import pot  # lazy: POT is slow to import; mutes its banner
 
+    ot = pot()
     p = check_positive(p, "p")
     if p < 1:
         raise ValueError(f"p must be ≥ 1 for a Wasserstein distance; got {p}.")

@@ -55,14 +55,15 @@ def test_independent_with_unequal_sizes_draws_targets_uniformly_and_seeded():
     m = Matcher()
     i, j = m.couple(x0, x1, generator=torch.Generator().manual_seed(1))
     i2, j2 = m.couple(x0, x1, generator=torch.Generator().manual_seed(1))
-    assert i.tolist() == list(range(500)) and torch.equal(j, j2)
+    assert i.tolist() == list(range(500)) and torch.equal(i, i2) and torch.equal(j, j2)
     assert set(j.tolist()) == set(range(7))
 
 
 def test_independent_solver_instance_is_used_when_given():
     x0, x1 = _batch(12)
-    i, j = Matcher(IndependentCoupling()).couple(x0, x1, generator=torch.Generator().manual_seed(0))
-    assert sorted(j.tolist()) == list(range(12))
+    g = torch.Generator().manual_seed(0)
+    i, j = Matcher(IndependentCoupling()).couple(x0, x1, generator=g)
+    assert i.tolist() == list(range(12)) and sorted(j.tolist()) == list(range(12))
 
 
 def test_labels_pair_within_classes():

@@ -28,7 +28,7 @@ def main() -> None:
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), sharex=True, sharey=True)
     for ax, method in zip(axes, ("ot-cfm", "sb-cfm")):
         bridge = sbflow.fit(
-            "8gaussians", "moons", method=method, steps=4000, seed=0, progress=False
+            "8gaussians", "moons", method=method, steps=2500, seed=0, progress=False
         )
         traj = bridge.trajectory(x0, times, generator=g)
         ax.plot(traj[:, :, 0], traj[:, :, 1], color="olive", alpha=0.2, lw=0.6)

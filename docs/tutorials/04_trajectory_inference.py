@@ -33,8 +33,10 @@ from sbflow.couplings import couple
 from sbflow.metrics import wasserstein
 
 QUICK = os.environ.get("SBFLOW_QUICK", "0") == "1"
-STEPS = 800 if QUICK else 5000
-N = 600 if QUICK else 2000  # cells per snapshot
+STEPS = 1000 if QUICK else 5000
+STEPS_SB = 300 if QUICK else 5000  # SB-CFM couples by Sinkhorn: slower steps
+BATCH = 128 if QUICK else 256  # pairs per interval and step
+N = 500 if QUICK else 2000  # cells per snapshot
 g = torch.Generator().manual_seed(0)
 
 # %% [markdown]
@@ -76,7 +78,15 @@ held_out = 2
 kept = [x for k, x in enumerate(snapshots) if k != held_out]
 kept_times = [t for k, t in enumerate(times) if k != held_out]
 
-bridge = sbflow.fit(kept, times=kept_times, method="ot-cfm", steps=STEPS, seed=0, progress=False)
+bridge = sbflow.fit(
+    kept,
+    times=kept_times,
+    method="ot-cfm",
+    steps=STEPS,
+    batch_size=BATCH,
+    seed=0,
+    progress=False,
+)
 print(bridge)
 
 # %% [markdown]
@@ -139,7 +149,14 @@ plt.show()
 
 # %%
 result = sbflow.leave_one_out(
-    snapshots, times, index=held_out, method="sb-cfm", steps=STEPS, seed=0, progress=False
+    snapshots,
+    times,
+    index=held_out,
+    method="sb-cfm",
+    steps=STEPS_SB,
+    batch_size=BATCH,
+    seed=0,
+    progress=False,
 )
 print({k: round(v, 3) for k, v in result.items()})
 

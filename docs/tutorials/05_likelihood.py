@@ -112,7 +112,7 @@ print(f"sigma = 1: max |error| = {(ll_sb - sb.log_prob(x, 1.0)).abs().max():.2e}
 # true moons density is the model's, not the estimator's.
 
 # %%
-steps = 600 if QUICK else 4000
+steps = 800 if QUICK else 4000
 bridge = sbflow.fit("normal", "moons", method="fm", steps=steps, seed=0, progress=False)
 print(bridge)
 
@@ -125,7 +125,7 @@ cell = (axis[1] - axis[0]) ** 2
 mass = (log_density.exp() * cell).sum().item()
 print(f"the density integrates to {mass:.3f} over the square [-{lim:g}, {lim:g}]²")
 
-x_test = sample_dataset("moons", 2000, generator=g)
+x_test = sample_dataset("moons", 500 if QUICK else 2000, generator=g)
 print(f"mean log-likelihood of held-out moons: {bridge.log_prob(x_test).mean():.3f}")
 
 # %%
@@ -135,7 +135,7 @@ axes[0].set_title("held-out samples of the target")
 density = log_density.exp().reshape(res, res).T  # rows: second coordinate
 axes[1].imshow(density, origin="lower", extent=[-lim, lim, -lim, lim], cmap="magma")
 axes[1].set_title("learned density exp(log_prob)")
-samples = bridge.sample(2000, generator=g)
+samples = bridge.sample(500 if QUICK else 2000, generator=g)
 axes[2].scatter(*samples.T, s=2, alpha=0.5, c="tab:orange")
 axes[2].set_title("samples of the learned flow")
 for ax in axes:

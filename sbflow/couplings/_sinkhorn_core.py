@@ -70,10 +70,12 @@ class DenseOps:
         tmp = torch.sub((f + eps * self.log_a)[:, None], self.cost).div_(eps)
         return torch.logsumexp(tmp, dim=0)
 
-    def plan(self, f: torch.Tensor, g: torch.Tensor, eps: float) -> torch.Tensor:
-        """The dense plan ``a_i b_j exp((f_i + g_j − C_ij)/eps)``."""
-        logp = (f[:, None] + g[None, :] - self.cost) / eps
-        return torch.exp(logp + self.log_a[:, None] + self.log_b[None, :])
+    def plan(
+        self, f: torch.Tensor, g: torch.Tensor, eps: float, out: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """The dense plan ``a_i b_j exp((f_i + g_j − C_ij)/eps)`` (written into ``out``)."""
+        out = torch.sub((f + eps * self.log_a)[:, None], self.cost, out=out)
+        return out.add_((g + eps * self.log_b)[None, :]).div_(eps).exp_()
 
 
 class KeOpsOps:
@@ -279,11 +281,12 @@ def stabilized_sinkhorn(
             init=(f, g, n_iter),
         )
 
+    kern = None  # one (n, m) buffer, overwritten whenever the kernel is rebuilt
     while True:
         final = eps <= reg * (1 + 1e-12)
         if final:
             eps = reg
-        kern = ops.plan(f, g, eps)
+        kern = ops.plan(f, g, eps, out=kern)
         u = torch.ones_like(f)
         v = torch.ones_like(g)
         count = 0
@@ -319,7 +322,7 @@ def stabilized_sinkhorn(
                 return fallback()
             if big > bound:
                 f, g = f + eps * torch.log(u), g + eps * torch.log(v)
-                kern = ops.plan(f, g, eps)
+                kern = ops.plan(f, g, eps, out=kern)
                 u, v = torch.ones_like(u), torch.ones_like(v)
         s = torch.log(kv) - log_a - f / eps  # log Σ_j b_j exp((g_j − C_ij)/eps), final g
         f, g = f + eps * torch.log(u), g + eps * torch.log(v)

@@ -49,7 +49,10 @@ class Sinkhorn(CouplingSolver):
     :class:`~sbflow.couplings.ConvergenceWarning` (:class:`~sbflow.couplings.ConvergenceError`
     with ``strict=True``).
 
-    Backends: ``"dense"`` (torch, ``O(n·m)`` memory, CPU or CUDA), ``"keops"`` (pykeops,
+    Backends: ``"dense"`` (torch, ``O(n·m)`` memory, CPU or CUDA; the log-domain updates
+    are carried out as matrix-vector products on the current plan, with the scalings absorbed
+    into the potentials whenever they grow, which is about ten times cheaper per sweep than
+    log-sum-exp), ``"keops"`` (pykeops log-sum-exp reductions,
     ``O(n + m)`` memory; an error if pykeops does not work here) and ``"auto"`` (KeOps when it
     works and ``n·m > 2.5e7``, else dense; if KeOps is wanted but broken it warns once and
     uses dense).

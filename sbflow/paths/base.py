@@ -209,8 +209,11 @@ class AffinePath(ProbabilityPath):
         return torch.zeros_like(t)
 
     def _derivative(self, fn: Any, t: torch.Tensor) -> torch.Tensor:
+        # fn is elementwise: one jvp with unit tangents gives d fn(t)_k / d t_k for every row.
+        # torch.func (not torch.autograd) so that it nests inside users' own func transforms.
         t = t.detach().clone()
-        return torch.func.jvp(fn, (t,), (torch.ones_like(t),))[1]
+        value, tangent = torch.func.jvp(fn, (t,), (torch.ones_like(t),))
+        return tangent if tangent is not None else torch.zeros_like(value)
 
     def d_alpha(self, t: torch.Tensor) -> torch.Tensor:
         """Time derivative ``α'_t`` (autodiff of :meth:`alpha` unless overridden)."""

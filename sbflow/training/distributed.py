@@ -30,6 +30,7 @@ from __future__ import annotations
 import atexit
 import datetime
 import os
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -391,6 +392,10 @@ class GlobalCouplingSampler:
     all burn CPU on the same linear program while the others train; the broadcast costs two
     ``int64`` vectors of length ``W·n``.
 
+    Calls must come from one thread at a time, in the same order on every rank (one prefetch
+    worker: ``TrainConfig(prefetch_workers=1)``, which :func:`sbflow.fit` sets for the global
+    scope); an overlapping call raises ``RuntimeError`` instead of mixing up collectives.
+
     Args:
         matcher: A :class:`~sbflow.matching.Matcher` (its ``couple`` and ``sample_path``).
         ctx: The distributed context.
@@ -411,6 +416,7 @@ class GlobalCouplingSampler:
         self.matcher = matcher
         self.ctx = ctx
         self.timings: dict[str, float] = {"gather": 0.0, "solve": 0.0, "broadcast": 0.0}
+        self._busy = threading.Lock()
 
     def pairs(
         self, x0: torch.Tensor, x1: torch.Tensor, generator: torch.Generator | None = None
@@ -425,6 +431,20 @@ class GlobalCouplingSampler:
             >>> b.flatten().tolist()
             [0.0, 1.0]
         """
+        if not self._busy.acquire(blocking=False):
+            raise RuntimeError(
+                "GlobalCouplingSampler was called from two threads at once: its collectives "
+                "must run in step order on every rank. Use one prefetch worker "
+                "(TrainConfig(prefetch_workers=1))."
+            )
+        try:
+            return self._pairs(x0, x1, generator)
+        finally:
+            self._busy.release()
+
+    def _pairs(
+        self, x0: torch.Tensor, x1: torch.Tensor, generator: torch.Generator | None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         ctx = self.ctx
         tic = time.perf_counter()
         if ctx.world_size > 1:

@@ -56,8 +56,11 @@ class Prefetcher(Generic[T]):
             calling thread when it is needed (no threads).
         workers: Number of worker threads (≥ 1).
 
-    Exceptions raised by ``make_batch`` are re-raised in the consuming thread. Use as a
-    context manager (or call :meth:`close`) so the workers stop when training ends early.
+    The first batch is computed in the calling thread before the workers start, so lazy
+    imports and one-time probes inside ``make_batch`` (which are rarely thread-safe) happen
+    once, in one thread. Exceptions raised by ``make_batch`` are re-raised in the consuming
+    thread. Use as a context manager (or call :meth:`close`) so the workers stop when
+    training ends early.
 
     Example:
         >>> with Prefetcher(lambda k: k * k, 0, 5, depth=2, workers=2) as batches:
@@ -86,7 +89,9 @@ class Prefetcher(Generic[T]):
             queue.Queue(maxsize=max(depth, 1)) for _ in range(self.workers)
         ]
         self._threads: list[threading.Thread] = []
+        self._first: tuple[T] | None = None
         if self.workers and self.stop > self.start:
+            self._first = (make_batch(self.start),)
             threads = torch.get_num_threads()
             for w in range(self.workers):
                 thread = threading.Thread(
@@ -106,7 +111,7 @@ class Prefetcher(Generic[T]):
 
     def _work(self, w: int, threads: int) -> None:
         torch.set_num_threads(threads)  # same intra-op setting as the training thread
-        for step in range(self.start + w, self.stop, self.workers):
+        for step in range(self.start + 1 + w, self.stop, self.workers):
             if self._stop_event.is_set():
                 return
             try:
@@ -119,10 +124,14 @@ class Prefetcher(Generic[T]):
 
     def __iter__(self) -> Iterator[T]:
         for step in range(self.start, self.stop):
+            if self._first is not None and step == self.start:
+                first, self._first = self._first[0], None
+                yield first
+                continue
             if not self._threads:
                 yield self.make_batch(step)
                 continue
-            got_step, batch, err = self._queues[(step - self.start) % self.workers].get()
+            got_step, batch, err = self._queues[(step - self.start - 1) % self.workers].get()
             if err is not None:
                 raise err
             if got_step != step:  # pragma: no cover - each worker is sequential

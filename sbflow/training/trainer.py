@@ -63,6 +63,9 @@ class TrainConfig:
         lr: Peak learning rate of AdamW.
         weight_decay: AdamW weight decay.
         warmup_steps: Linear warm-up of the learning rate from ``lr / warmup_steps`` to ``lr``.
+        lr_schedule: After warm-up, ``"constant"`` or ``"cosine"`` (decay to
+            ``lr_final · lr`` at ``steps``; the total then belongs to the resume key).
+        lr_final: Final learning rate of the cosine schedule, as a fraction of ``lr``.
         grad_clip: Clip the global gradient norm to this value (``None``: no clipping).
         ema_decay: Decay of the weight EMA (0 keeps the raw weights).
         seed: Seed of every per-step random generator.
@@ -89,6 +92,8 @@ class TrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.0
     warmup_steps: int = 100
+    lr_schedule: str = "constant"
+    lr_final: float = 0.0
     grad_clip: float | None = 1.0
     ema_decay: float = 0.999
     seed: int = 0
@@ -123,6 +128,12 @@ class TrainConfig:
             raise ValueError(f"lr must be a finite number > 0; got {self.lr!r}.")
         if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
             raise ValueError(f"weight_decay must be ≥ 0; got {self.weight_decay!r}.")
+        if self.lr_schedule not in ("constant", "cosine"):
+            raise ValueError(
+                f"lr_schedule must be 'constant' or 'cosine'; got {self.lr_schedule!r}."
+            )
+        if not 0.0 <= self.lr_final <= 1.0:
+            raise ValueError(f"lr_final must lie in [0, 1]; got {self.lr_final!r}.")
         if self.grad_clip is not None and not (self.grad_clip > 0):
             raise ValueError(f"grad_clip must be > 0 or None; got {self.grad_clip!r}.")
         if not 0.0 <= self.ema_decay < 1.0:
@@ -143,6 +154,8 @@ class TrainConfig:
         key = dataclasses.asdict(self)
         for name in ("steps", "checkpoint_every", "log_every", "progress", "prefetch"):
             key.pop(name)
+        if self.lr_schedule == "cosine":
+            key["steps"] = self.steps  # the schedule depends on the total
         key.pop("tensorboard")
         key.pop("num_threads")
         key.pop("prefetch_workers")
@@ -276,10 +289,7 @@ class Trainer:
             weight_decay=self.config.weight_decay,
             foreach=True,
         )
-        warmup = self.config.warmup_steps
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer, lambda k: min(1.0, (k + 1) / warmup) if warmup > 0 else 1.0
-        )
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, self._lr_factor)
         self.ema = EMA(self.model, self.config.ema_decay)
         self.resumed_from: int | None = None
         state = None
@@ -290,6 +300,17 @@ class Trainer:
             self.resumed_from = self.step
         # What the step calls: the model, DDP-wrapped and/or under autocast (same parameters).
         self.forward_model = prepare_model(self.model, self.dist, self.config.precision)
+
+    def _lr_factor(self, k: int) -> float:
+        """Learning-rate multiplier after ``k`` steps: linear warm-up, then the schedule."""
+        cfg = self.config
+        if cfg.warmup_steps > 0 and k < cfg.warmup_steps:
+            return (k + 1) / cfg.warmup_steps
+        if cfg.lr_schedule == "constant":
+            return 1.0
+        span = max(cfg.steps - cfg.warmup_steps, 1)
+        progress = min(max(k - cfg.warmup_steps, 0) / span, 1.0)
+        return cfg.lr_final + (1.0 - cfg.lr_final) * 0.5 * (1.0 + math.cos(math.pi * progress))
 
     @property
     def checkpoint_path(self) -> Path:

@@ -61,11 +61,20 @@ def test_flow_score_mlp_heads(shared):
     torch.testing.assert_close(net.velocity(x, t), v)
     torch.testing.assert_close(net.score(x, t), s)
     n_params = sum(p.numel() for p in net.parameters())
-    single = sum(p.numel() for p in FlowScoreMLP(3, hidden=16, shared_trunk=not shared).parameters())
-    assert (n_params < single) == shared
+    other = sum(p.numel() for p in FlowScoreMLP(3, hidden=16, shared_trunk=not shared).parameters())
+    assert (n_params < other) == shared
 
 
-def test_small_unet_forward_28x28():
+@pytest.fixture
+def one_thread():
+    """Small convolutions run faster on one thread on the shared test machines."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_small_unet_forward_28x28(one_thread):
     torch.manual_seed(0)
     net = SmallUNet(1, base_channels=16)
     x = torch.randn(2, 1, 28, 28)

@@ -225,3 +225,41 @@ def test_mixed_dtypes_are_promoted_and_numpy_accepted():
 def test_sample_to_moves_every_field():
     s = _sample_at(BrownianBridgePath(), *_pair((3, 2)), 0.5).to(torch.float32)
     assert s.xt.dtype == s.score.dtype == s.std.dtype == torch.float32
+
+
+def test_autodiff_derivatives_of_a_custom_schedule():
+    t = torch.linspace(0.1, 0.9, 7, dtype=torch.float64)
+    path = _Cubic()
+    torch.testing.assert_close(path.d_alpha(t), 3 * t**2)
+    torch.testing.assert_close(path.d_beta(t), -2 * t)
+    torch.testing.assert_close(path.d_sigma(t), 0.5 * math.pi * torch.cos(math.pi * t))
+    assert path.has_noise
+
+
+class _Constant(AffinePath):
+    def alpha(self, t):
+        return torch.ones_like(t)
+
+    def beta(self, t):
+        return torch.zeros_like(t)
+
+
+def test_schedule_without_sigma_has_no_noise_and_constant_derivative_is_zero():
+    path = _Constant()
+    assert not path.has_noise
+    s = path.sample(torch.zeros(3, 2), torch.ones(3, 2), t=0.4)
+    assert s.noise is None and torch.equal(s.ut, torch.zeros(3, 2))
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_tensors_with_a_cpu_generator():
+    from sbflow.matching import Matcher
+    from sbflow.models import FlowScoreMLP
+
+    x0, x1 = (v.cuda() for v in _pair((16, 2), dtype=torch.float32))
+    g = torch.Generator().manual_seed(0)
+    s = Matcher("exact", BrownianBridgePath(0.5)).sample(x0, x1, generator=g)
+    assert s.xt.device.type == s.score.device.type == s.t.device.type == "cuda"
+    v, sc = FlowScoreMLP(2, hidden=8).cuda()(s.xt, 0.5)
+    assert v.device.type == sc.device.type == "cuda"

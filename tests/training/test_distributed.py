@@ -43,6 +43,7 @@ FIT = {
     "steps": STEPS,
     "hidden": 48,
     "warmup_steps": 20,
+    "lr_schedule": "constant",  # so that test (c) can extend the run by a few steps
     "lr": 3e-3,
     "ema_decay": 0.98,
     "seed": 3,
@@ -260,6 +261,10 @@ def test_world_of_one_global_sampler_is_the_plain_coupling() -> None:
     torch.testing.assert_close(p0, x0)
     torch.testing.assert_close(p1, x1[perm])
     assert reduce_mean(torch.tensor(3.0), ctx) == 3.0
+    sampler = GlobalCouplingSampler(Matcher("exact"), ctx)
+    sampler._busy.acquire()  # another thread is inside: a second caller must not proceed
+    with pytest.raises(RuntimeError, match="prefetch_workers=1"):
+        sampler.pairs(x0, x1)
     assert read_resume_state(Path("does-not-exist/checkpoint.pt"), ctx) is None
 
 
