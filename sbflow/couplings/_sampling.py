@@ -9,25 +9,9 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["gumbel", "sample_categorical", "sample_rows", "uniform"]
+from sbflow._random import rand as uniform
 
-
-def uniform(
-    shape: tuple[int, ...],
-    *,
-    dtype: torch.dtype,
-    device: torch.device,
-    generator: torch.Generator | None,
-) -> torch.Tensor:
-    """Uniform draws in ``[0, 1)`` made on the generator's device, returned on ``device``.
-
-    Example:
-        >>> uniform((3,), dtype=torch.float64, device=torch.device("cpu"), generator=None).shape
-        torch.Size([3])
-    """
-    gen_device = generator.device if generator is not None else device
-    u = torch.rand(shape, dtype=dtype, device=gen_device, generator=generator)
-    return u.to(device)
+__all__ = ["gumbel", "sample_categorical", "sample_rows"]
 
 
 def gumbel(

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import torch
 
-from sbflow.couplings._sampling import gumbel, sample_categorical, sample_rows, uniform
+from sbflow._random import rand as uniform
+from sbflow.couplings._sampling import gumbel, sample_categorical, sample_rows
 
 __all__ = ["DenseStore", "GibbsStore", "OuterStore", "PlanStore", "SparseStore"]
 

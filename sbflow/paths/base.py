@@ -23,7 +23,7 @@ from typing import Any
 import torch
 
 from sbflow._checks import as_samples
-from sbflow.paths._random import randn
+from sbflow._random import randn
 from sbflow.paths.time import TimeSampler, UniformTime
 
 __all__ = ["AffinePath", "PathSample", "ProbabilityPath"]

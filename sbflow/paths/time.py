@@ -6,7 +6,7 @@ from abc import ABC, abstractmethod
 
 import torch
 
-from sbflow.paths._random import rand
+from sbflow._random import rand
 
 __all__ = ["TimeSampler", "UniformTime"]
 
