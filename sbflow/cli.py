@@ -98,6 +98,7 @@ def _cmd_fit(args: argparse.Namespace) -> int:
         "key": args.key,
         "tensorboard": args.tensorboard,
     }
+    options = {k: v for k, v in options.items() if v is not None or k in ("coupling", "sigma")}
     if args.times is not None or len(args.sets) > 2:
         times = args.times if args.times is not None else list(range(len(args.sets)))
         bridge = sb.fit(list(args.sets), times=times, **options)
@@ -233,6 +234,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
             target,
             method=method,
             steps=args.steps,
+            lr=args.lr,
             seed=args.seed,
             progress=not args.no_progress,
             device="cpu",
@@ -273,6 +275,20 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 # -- parser -----------------------------------------------------------------------------------
 
 
+def _fit_defaults() -> Any:
+    """``help(name, text)`` → ``"text (default: <sbflow.fit's default>)"``."""
+    import inspect
+
+    import sbflow.bridge as sb
+
+    params = inspect.signature(sb.fit).parameters
+
+    def text(name: str, what: str) -> str:
+        return f"{what} (default: {params[name].default})"
+
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The ``sbflow`` argument parser (one sub-parser per command).
 
@@ -300,13 +316,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--times", nargs="+", type=_finite_float, help="times of the sets")
     p.add_argument("--coupling", choices=_COUPLINGS, help="override the method's coupling")
     p.add_argument("--sigma", type=_finite_float, help="path noise / diffusion (normalised)")
-    p.add_argument("--hidden", type=_positive_int, default=64, help="MLP width")
-    p.add_argument("--depth", type=_positive_int, default=3, help="MLP hidden layers")
-    p.add_argument("--steps", type=_positive_int, default=3000, help="optimiser steps")
-    p.add_argument("--batch-size", type=_positive_int, default=256)
-    p.add_argument("--lr", type=_finite_float, default=1e-3)
-    p.add_argument("--lr-schedule", choices=("cosine", "constant"), default="cosine")
-    p.add_argument("--ema-decay", type=_finite_float, default=0.999)
+    fit_default = _fit_defaults()
+    p.add_argument("--hidden", type=_positive_int, help=fit_default("hidden", "MLP width"))
+    p.add_argument("--depth", type=_positive_int, help=fit_default("depth", "hidden layers"))
+    p.add_argument("--steps", type=_positive_int, help=fit_default("steps", "optimiser steps"))
+    p.add_argument("--batch-size", type=_positive_int, help=fit_default("batch_size", "pairs"))
+    p.add_argument("--lr", type=_finite_float, help=fit_default("lr", "peak learning rate"))
+    p.add_argument(
+        "--lr-schedule",
+        choices=("cosine", "constant"),
+        help=fit_default("lr_schedule", "after warm-up"),
+    )
+    p.add_argument("--ema-decay", type=_finite_float, help=fit_default("ema_decay", "weight EMA"))
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     p.add_argument("--normalise", choices=("scalar", "features", "none"), default="scalar")
@@ -393,6 +414,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--target", default="moons")
     p.add_argument("--steps", type=_positive_int, default=2000, help="steps per method")
     p.add_argument("--n-test", type=_positive_int, default=2000, help="held-out samples")
+    p.add_argument("--lr", type=_finite_float, default=3e-3, help="peak learning rate")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_demo)

@@ -244,14 +244,7 @@ _PAGES_WITH_CODE = sorted(
 )
 
 
-# Pages whose code trains a model: tens of seconds on a small CPU.
-_SLOW_PAGES = {"index.md", "how-to/custom-model.md"}
-
-
-@pytest.mark.parametrize(
-    "page",
-    [pytest.param(p, marks=pytest.mark.slow) if p in _SLOW_PAGES else p for p in _PAGES_WITH_CODE],
-)
+@pytest.mark.parametrize("page", _PAGES_WITH_CODE)
 def test_code_on_page_runs(page, tmp_path, monkeypatch):
     """Run a page's Python blocks in order, in one namespace, in an empty directory."""
     monkeypatch.chdir(tmp_path)

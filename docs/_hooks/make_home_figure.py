@@ -23,15 +23,17 @@ OUT = Path(__file__).resolve().parents[1] / "assets" / "home.png"
 
 def main() -> None:
     g = torch.Generator().manual_seed(0)
-    x0 = sample_dataset("8gaussians", 400, generator=g)
+    x0 = sample_dataset("8gaussians", 300, generator=g)
+    x1 = sample_dataset("moons", 2000, generator=g)
     times = torch.linspace(0, 1, 61)
     fig, axes = plt.subplots(1, 2, figsize=(11, 5.2), sharex=True, sharey=True)
     for ax, method in zip(axes, ("ot-cfm", "sb-cfm")):
         bridge = sbflow.fit(
-            "8gaussians", "moons", method=method, steps=2500, seed=0, progress=False
+            "8gaussians", "moons", method=method, steps=3000, seed=0, progress=False
         )
         traj = bridge.trajectory(x0, times, generator=g)
-        ax.plot(traj[:, :, 0], traj[:, :, 1], color="olive", alpha=0.2, lw=0.6)
+        ax.scatter(*x1.T, s=4, c="tab:orange", alpha=0.25, label="target samples")
+        ax.plot(traj[:, :, 0], traj[:, :, 1], color="olive", alpha=0.25, lw=0.6)
         ax.scatter(*traj[0].T, s=5, c="black", zorder=3, label="source samples")
         ax.scatter(*traj[-1].T, s=5, c="tab:blue", zorder=3, label="transported")
         kind = "ODE" if method == "ot-cfm" else "SDE"
@@ -41,7 +43,7 @@ def main() -> None:
         ax.set_yticks([])
     axes[0].legend(loc="lower left", fontsize=8)
     fig.tight_layout()
-    fig.savefig(OUT, dpi=90)
+    fig.savefig(OUT, dpi=90, bbox_inches="tight")
     print(f"wrote {OUT}")
 
 

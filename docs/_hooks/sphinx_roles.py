@@ -4,7 +4,7 @@ sbflow's docstrings are Google style, but some use Sphinx roles such as :func:`c
 :class:`~sbflow.couplings.Coupling` or :math:`\\sigma^2`, which Markdown would show verbatim.
 This rewrites them before mkdocstrings renders the docstring: cross-reference roles become code
 spans (``~`` keeps the last component, as in Sphinx), :math: becomes inline KaTeX math and a
-``.. math::`` block becomes display math.
+``.. math::`` block becomes display-style math on a line of its own.
 
 It also renames a Google-style ``Example:`` section header to ``Examples:``: griffe parses only
 the plural as an examples section (doctest ``>>>`` lines become code blocks); the singular would
@@ -39,7 +39,8 @@ def _xref(match: re.Match[str]) -> str:
 def _math_block(match: re.Match[str]) -> str:
     lines = [match.group("first"), *match.group("body").splitlines()]
     body = " ".join(line.strip() for line in lines if line.strip())
-    return f"{match.group('indent')}\\[ {body} \\]\n\n"
+    # Inline display style: a block would need to start at column 0, and docstrings indent it.
+    return f"{match.group('indent')}\\(\\displaystyle {body}\\)\n\n"
 
 
 def rewrite(text: str) -> str:

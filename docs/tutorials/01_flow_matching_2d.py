@@ -13,9 +13,9 @@
 # %% [markdown]
 # # Flow matching in 2-D: I-CFM vs OT-CFM
 #
-# Conditional flow matching learns a velocity field \(v_\theta(x, t)\) whose ODE carries
-# samples of a source distribution to samples of a target. It regresses \(v_\theta\) on the
-# velocity \(x_1 - x_0\) of straight lines between *pairs* of samples. How the pairs are chosen
+# Conditional flow matching learns a velocity field $v_\theta(x, t)$ whose ODE carries
+# samples of a source distribution to samples of a target. It regresses $v_\theta$ on the
+# velocity $x_1 - x_0$ of straight lines between *pairs* of samples. How the pairs are chosen
 # matters:
 #
 # - **I-CFM** pairs source and target samples at random. The lines cross, the learned field
@@ -61,7 +61,7 @@ plt.show()
 # ## Fit both methods
 #
 # The two fits differ only in `method`. Everything else — the network (a small MLP taking
-# \((x, t)\)), the optimiser, the batch size — is the same.
+# $(x, t)$), the optimiser, the batch size — is the same.
 
 # %%
 bridges = {
@@ -98,7 +98,7 @@ plt.show()
 #
 # - `w2`: the 2-Wasserstein distance between transported samples and targets (accuracy);
 # - `nfe`: the number of velocity evaluations the adaptive `dopri5` solver needed (cost);
-# - `normalized_path_energy`: \(|\mathrm{PE} - W_2^2| / W_2^2\), where PE is the mean squared
+# - `normalized_path_energy`: $|\mathrm{PE} - W_2^2| / W_2^2$, where PE is the mean squared
 #   length of the trajectories. It is zero for straight trajectories that realise the
 #   optimal transport, and grows as paths bend or pair the wrong points.
 
@@ -139,13 +139,12 @@ plt.show()
 #
 # `sbflow.fit` composes four small pieces, each usable on its own (see
 # [Concepts](../../concepts/)): a **coupling** pairs each minibatch, a **path** turns pairs into
-# training points \((t, x_t)\) with velocity targets \(u_t\), a **loss** regresses the model
+# training points $(t, x_t)$ with velocity targets $u_t$, a **loss** regresses the model
 # on them, and an **ODE solver** simulates the result. Here is OT-CFM written out by hand.
 
 # %%
 from sbflow.losses import flow_matching_loss
 from sbflow.matching import Matcher
-
 from sbflow.models import TimeMLP
 from sbflow.paths import LinearPath
 from sbflow.simulation import integrate_ode

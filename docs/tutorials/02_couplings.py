@@ -82,12 +82,12 @@ for name, c in couplings.items():
 
 # %% [markdown]
 # Each result is a `Coupling`: the plan with the numbers needed to trust it — the transport
-# cost \(\langle C, P\rangle\), whether the solver met its tolerance, and how far the plan's
+# cost $\langle C, P\rangle$, whether the solver met its tolerance, and how far the plan's
 # marginals are from the requested ones. Now the plans, drawn as segments whose opacity is the
 # mass they carry, and as matrices:
 
 # %%
-fig, axes = plt.subplots(2, 4, figsize=(16, 7.5))
+fig, axes = plt.subplots(2, 4, figsize=(13, 6.5))
 for col, (name, c) in enumerate(couplings.items()):
     P = c.plan()
     ax = axes[0, col]
@@ -189,11 +189,11 @@ print(entropic)
 # To recolour *every* pixel we need the map outside the `k` coupled samples.
 #
 # - For the exact plan, each pixel takes the displacement of its nearest coupled source colour.
-# - For the entropic plan, the Sinkhorn potential \(g\) defines the map everywhere: the plan is
-#   \(P_{ij} = a_i b_j \exp\big((f_i + g_j - C_{ij})/\mathrm{reg}\big)\), so the conditional law
-#   of the target given a source colour \(x\) is a softmax over \(j\) of
-#   \((g_j - \lVert x - y_j \rVert^2)/\mathrm{reg} + \log b_j\), and its mean is the entropic map
-#   \(T(x)\). On the coupled samples it equals `barycentric_projection`.
+# - For the entropic plan, the Sinkhorn potential $g$ defines the map everywhere: the plan is
+#   $P_{ij} = a_i b_j \exp\big((f_i + g_j - C_{ij})/\mathrm{reg}\big)$, so the conditional law
+#   of the target given a source colour $x$ is a softmax over $j$ of
+#   $(g_j - \lVert x - y_j \rVert^2)/\mathrm{reg} + \log b_j$, and its mean is the entropic map
+#   $T(x)$. On the coupled samples it equals `barycentric_projection`.
 
 
 # %%
@@ -277,4 +277,5 @@ plt.show()
 # - Use `rel_reg` (relative to the mean cost) unless you know `reg` in cost units; for a
 #   Schrödinger bridge with noise σ, `reg = 2σ²`.
 # - Use `pairs()` to draw pairs and `barycentric_projection()` for a deterministic map; neither
-#   builds the dense plan, so both scale to large problems.
+#   needs the dense matrix of `plan()` (see
+#   [GPU and large couplings](../../how-to/gpu-and-large-couplings/)).

@@ -14,17 +14,17 @@
 # # A Schrödinger bridge, checked against the closed form
 #
 # A Schrödinger bridge is the stochastic process closest (in relative entropy) to a Brownian
-# motion \(\mathrm dX = \sigma\,\mathrm dW\) whose marginals at \(t = 0\) and \(t = 1\) are the
+# motion $\mathrm dX = \sigma\,\mathrm dW$ whose marginals at $t = 0$ and $t = 1$ are the
 # source and the target. SB-CFM ([SF]2M) learns it without simulation: couple minibatches with
 # entropic OT at `reg = 2σ²`, sample Brownian bridges between the pairs, and regress two heads,
-# a velocity \(v_\theta(x, t)\) and a score \(s_\theta(x, t) \approx \nabla_x \log p_t(x)\).
+# a velocity $v_\theta(x, t)$ and a score $s_\theta(x, t) \approx \nabla_x \log p_t(x)$.
 # The bridge is then the SDE
 #
 # $$
 # \mathrm dx = \Big[v_\theta(x, t) + \frac{g^2}{2}\,s_\theta(x, t)\Big]\mathrm dt + g\,\mathrm dW_t
 # $$
 #
-# with \(g = \sigma\); with \(g = 0\) it is the *probability-flow ODE*, which has the same
+# with $g = \sigma$; with $g = 0$ it is the *probability-flow ODE*, which has the same
 # marginals but moves each sample deterministically.
 #
 # Between two Gaussians everything is known in closed form (`sbflow.gaussian.GaussianBridge`),
@@ -49,7 +49,7 @@ g = torch.Generator().manual_seed(0)
 # %% [markdown]
 # ## The problem
 #
-# Two Gaussians in 2-D with different shapes, and a Brownian reference with \(\sigma = 1\).
+# Two Gaussians in 2-D with different shapes, and a Brownian reference with $\sigma = 1$.
 
 # %%
 mean0 = torch.tensor([-3.0, 0.0])
@@ -78,11 +78,11 @@ def kl_to_oracle(x, t):
 # %% [markdown]
 # ## The exact fields: SDE and probability flow
 #
-# `GaussianBridge` gives the probability-flow velocity \(v\) and the score
-# \(\nabla \log p_t\) of the bridge. Simulating them with `integrate_sde` (drift
-# \(v + \tfrac{g^2}{2}\,\text{score}\)) and `integrate_ode` must reproduce the marginals
-# \(p_t\) at every time — and with *any* diffusion \(g\), not only the \(\sigma\) of the
-# reference: \(g\) only changes how much each sample wanders, not the marginals.
+# `GaussianBridge` gives the probability-flow velocity $v$ and the score
+# $\nabla \log p_t$ of the bridge. Simulating them with `integrate_sde` (drift
+# $v + \tfrac{g^2}{2}\,\text{score}$) and `integrate_ode` must reproduce the marginals
+# $p_t$ at every time — and with *any* diffusion $g$, not only the $\sigma$ of the
+# reference: $g$ only changes how much each sample wanders, not the marginals.
 
 # %%
 n = 1500 if QUICK else 5000
@@ -105,9 +105,9 @@ for g_diff in [0.0, 0.5, 1.0, 2.0]:
 
 # %% [markdown]
 # All Kullback–Leibler divergences are at the level of the sampling error of a few thousand
-# points: the drift convention is right, and the marginals do not depend on \(g\).
+# points: the drift convention is right, and the marginals do not depend on $g$.
 #
-# What does depend on \(g\) is the *coupling* between start and end points. Only \(g = \sigma\)
+# What does depend on $g$ is the *coupling* between start and end points. Only $g = \sigma$
 # reproduces the entropic OT plan of the Schrödinger bridge; the ODE gives a deterministic
 # coupling with the same marginals:
 
@@ -133,7 +133,7 @@ for name, g_diff in [("ODE (g = 0)", 0.0), ("SDE, g = σ", sigma), ("SDE, g = 2�
 #
 # Now forget the closed form and learn the bridge from samples of the two Gaussians with
 # SB-CFM. `normalise=False` keeps the model in the data's units, so that `sigma` is the
-# \(\sigma\) above and the learned fields can be compared with the oracle's directly.
+# $\sigma$ above and the learned fields can be compared with the oracle's directly.
 
 # %%
 n_train = 5000 if QUICK else 20000
@@ -167,7 +167,7 @@ err_sde = (cross_cov(x0, traj_sde[-1]) - true_c).norm() / true_c.norm()
 print(f"relative error of Cov(x0, x1) of the learned SDE: {err_sde:.3f}")
 
 # %% [markdown]
-# The learned fields themselves, at \(t = 1/2\), on samples of the true marginal.
+# The learned fields themselves, at $t = 1/2$, on samples of the true marginal.
 # `bridge.model(x, t)` returns both heads, the velocity and the score:
 
 # %%
@@ -240,12 +240,12 @@ plt.show()
 # ## What to take away
 #
 # - `sbflow.fit(..., method="sb-cfm", sigma=σ)` learns a velocity and a score; `Bridge.transport`
-#   and `Bridge.trajectory` simulate the SDE \(\mathrm dx = [v + \tfrac{\sigma^2}{2} s]\,\mathrm
-#   dt + \sigma\,\mathrm dW\) by default, or the probability-flow ODE with `sde=False`.
+#   and `Bridge.trajectory` simulate the SDE $\mathrm dx = [v + \tfrac{\sigma^2}{2} s]\,\mathrm
+#   dt + \sigma\,\mathrm dW$ by default, or the probability-flow ODE with `sde=False`.
 # - Both have the marginals of the bridge; only the SDE has its coupling (the entropic OT plan
 #   with `reg = 2σ²`).
-# - The score head predicts the raw score \(\nabla_x \log p_t\), so the sampling diffusion can
+# - The score head predicts the raw score $\nabla_x \log p_t$, so the sampling diffusion can
 #   differ from the training σ; `sbflow.simulation.integrate_sde(velocity, score, x, g=...)`
-#   takes any \(g\).
+#   takes any $g$.
 # - `GaussianBridge` is the closed-form ground truth for all of this, handy for testing your
 #   own models too.

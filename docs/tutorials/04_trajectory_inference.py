@@ -42,8 +42,8 @@ g = torch.Generator().manual_seed(0)
 # %% [markdown]
 # ## Snapshots of a branching population
 #
-# Each cell picks a branch \(b = \pm 1\) at the start and follows
-# \(x(t) = (-4 + 2t,\ 0.375\, b\, t^2)\) plus independent noise, for \(t \in [0, 4]\).
+# Each cell picks a branch $b = \pm 1$ at the start and follows
+# $x(t) = (-4 + 2t,\ 0.375\, b\, t^2)$ plus independent noise, for $t \in [0, 4]$.
 # Every snapshot measures *new* cells, so nothing links a cell at one time to a cell at the
 # next.
 
@@ -69,7 +69,7 @@ plt.show()
 # %% [markdown]
 # ## Leave t = 2 out
 #
-# Fit one model through the snapshots at \(t = 0, 1, 3, 4\): `sbflow.fit` takes a list of
+# Fit one model through the snapshots at $t = 0, 1, 3, 4$: `sbflow.fit` takes a list of
 # sample sets and their times, couples consecutive snapshots, and learns one velocity field
 # over the whole range.
 
@@ -90,12 +90,12 @@ bridge = sbflow.fit(
 print(bridge)
 
 # %% [markdown]
-# Transport the cells observed at \(t = 1\) to \(t = 2\) and compare them with the cells that
+# Transport the cells observed at $t = 1$ to $t = 2$ and compare them with the cells that
 # were really measured there, by the 2-Wasserstein distance. Two baselines put the number in
 # context:
 #
-# - **no motion**: pretend the population at \(t = 2\) is the one at \(t = 1\);
-# - **OT interpolation**: pair the snapshots at \(t = 1\) and \(t = 3\) by exact optimal
+# - **no motion**: pretend the population at $t = 2$ is the one at $t = 1$;
+# - **OT interpolation**: pair the snapshots at $t = 1$ and $t = 3$ by exact optimal
 #   transport and take the midpoints of the pairs (McCann's displacement interpolation, the
 #   straight-line answer).
 

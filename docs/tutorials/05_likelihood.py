@@ -13,8 +13,8 @@
 # %% [markdown]
 # # Exact likelihood of a continuous flow
 #
-# A flow \(\dot x_t = v(x_t, t)\) that carries a base density \(p_0\) at \(t = 0\) to \(p_1\) at
-# \(t = 1\) is a continuous normalising flow: along each trajectory the log-density changes by
+# A flow $\dot x_t = v(x_t, t)$ that carries a base density $p_0$ at $t = 0$ to $p_1$ at
+# $t = 1$ is a continuous normalising flow: along each trajectory the log-density changes by
 # the divergence of the velocity,
 #
 # $$
@@ -23,7 +23,7 @@
 # \log p_1(x) = \log p_0(x_0) - \int_0^1 \nabla\cdot v(x_t, t)\,\mathrm dt,
 # $$
 #
-# where \(x_0\) is found by integrating the ODE backwards from \(x_1 = x\).
+# where $x_0$ is found by integrating the ODE backwards from $x_1 = x$.
 # `sbflow.simulation.log_likelihood` solves the state and the integral together. This tutorial
 # checks it against a density known in closed form, compares the exact divergence with
 # Hutchinson's stochastic trace estimator, and then draws the density of a trained flow.
@@ -47,9 +47,9 @@ g = torch.Generator().manual_seed(0)
 # ## A flow with a known density
 #
 # Between two Gaussians the optimal-transport interpolation is known in closed form
-# (`GaussianBridge` with \(\sigma = 0\)): its velocity field \(v(x, t)\) is affine in \(x\),
-# and every marginal \(p_t\) is Gaussian. Push the standard normal to
-# \(\mathcal N(m_1, \Sigma_1)\) and compare `log_likelihood` with the exact log-density.
+# (`GaussianBridge` with $\sigma = 0$): its velocity field $v(x, t)$ is affine in $x$,
+# and every marginal $p_t$ is Gaussian. Push the standard normal to
+# $\mathcal N(m_1, \Sigma_1)$ and compare `log_likelihood` with the exact log-density.
 
 # %%
 m1 = torch.tensor([2.0, -1.0], dtype=torch.float64)
@@ -74,9 +74,9 @@ assert (ll - exact).abs().max() < 1e-4
 # ## Exact divergence or Hutchinson?
 #
 # The exact divergence needs one backward pass per dimension. Hutchinson's estimator
-# \(\nabla\cdot v \approx \varepsilon^\top (\partial v/\partial x)\,\varepsilon\), with random
-# \(\varepsilon\) drawn once per trajectory, needs one, whatever the dimension: it is the only
-# option for images, but it is noisy. Its error shrinks like \(1/\sqrt{\text{probes}}\):
+# $\nabla\cdot v \approx \varepsilon^\top (\partial v/\partial x)\,\varepsilon$, with random
+# $\varepsilon$ drawn once per trajectory, needs one, whatever the dimension: it is the only
+# option for images, but it is noisy. Its error shrinks like $1/\sqrt{\text{probes}}$:
 
 # %%
 probes = [1, 4] if QUICK else [1, 4, 16]
@@ -92,7 +92,7 @@ for k in probes:
 # In two dimensions, use the exact trace. Hutchinson's estimate is unbiased, so averages over
 # many points (a test-set log-likelihood) are still fine with one probe.
 #
-# The same holds for the *probability flow* of a Schrödinger bridge: with noise \(\sigma > 0\)
+# The same holds for the *probability flow* of a Schrödinger bridge: with noise $\sigma > 0$
 # the velocity `oracle.velocity` is the ODE whose marginals are those of the bridge SDE, and
 # its likelihood is again exact:
 
@@ -148,8 +148,8 @@ plt.show()
 # %% [markdown]
 # ## What to take away
 #
-# - `log_likelihood(velocity, x, base_log_prob)` returns \(\log p_1(x)\) for any velocity field
-#   `velocity(x, t)` and any base density at \(t = 0\); it matches closed-form densities to the
+# - `log_likelihood(velocity, x, base_log_prob)` returns $\log p_1(x)$ for any velocity field
+#   `velocity(x, t)` and any base density at $t = 0$; it matches closed-form densities to the
 #   ODE tolerance.
 # - `trace="exact"` in low dimension, `trace="hutchinson"` (unbiased, noisy) in high dimension.
 # - `Bridge.log_prob` does the same for a fitted flow whose source is the standard normal.

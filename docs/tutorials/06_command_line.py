@@ -87,8 +87,8 @@ import torch
 from sbflow.data import sample_dataset, save_samples
 
 g = torch.Generator().manual_seed(2)
-save_samples(workdir / "source_test.npy", sample_dataset("8gaussians", 1000, generator=g))
-save_samples(workdir / "target_test.npy", sample_dataset("moons", 1000, generator=g))
+_ = save_samples(workdir / "source_test.npy", sample_dataset("8gaussians", 1000, generator=g))
+_ = save_samples(workdir / "target_test.npy", sample_dataset("moons", 1000, generator=g))
 
 # %% [markdown]
 # ## Couple two sample sets
