@@ -816,6 +816,7 @@ def fit(
     log_every: int = 50,
     progress: bool = True,
     prefetch: int = 4,
+    prefetch_workers: int = 2,
     tensorboard: bool = False,
     num_threads: int | None = 1,
     key: str | None = None,
@@ -864,6 +865,7 @@ def fit(
         log_every: Steps between log rows.
         progress: Show a progress bar.
         prefetch: Batches coupled ahead in a background thread (0 disables).
+        prefetch_workers: Threads computing batches (couplings) in parallel.
         tensorboard: Also log to TensorBoard in ``run_dir`` (needs ``tensorboard``).
         num_threads: Torch intra-op threads during training on the CPU (restored after).
             The default 1 is fastest for small MLPs (the coupling prefetch thread runs on
@@ -1022,6 +1024,7 @@ def fit(
         log_every=log_every,
         progress=progress,
         prefetch=prefetch,
+        prefetch_workers=prefetch_workers,
         tensorboard=tensorboard,
         num_threads=num_threads if dev.type == "cpu" else None,
         precision=precision,

@@ -1,7 +1,8 @@
-"""Checks on the documentation: the site's structure, the docstrings it renders, and the guarantee
-that a tutorial which raises fails the build.
+"""Checks on the documentation: the site's structure, the docstrings it renders, the code on its
+Markdown pages, and the guarantee that a tutorial which raises fails the build.
 
-The build tests need the ``docs`` extra (mkdocs, mkdocs-jupyter); they skip without it.
+The build tests need the ``docs`` extra (mkdocs, mkdocs-jupyter); they skip without it. The
+whole site is built (tutorials executed) by ``SBFLOW_QUICK=1 mkdocs build --strict``.
 """
 
 from __future__ import annotations
