@@ -8,12 +8,12 @@ without paying or repeating that cost.
 
 from __future__ import annotations
 
-import contextlib
-import io
 import warnings
 from functools import lru_cache
 
 import torch
+
+from sbflow.couplings._quiet import muted_stdout
 
 __all__ = ["keops_available", "keops_status", "warn_fallback_once"]
 
@@ -30,8 +30,7 @@ def keops_status() -> tuple[bool, str]:
         True
     """
     try:
-        sink = io.StringIO()
-        with contextlib.redirect_stdout(sink), warnings.catch_warnings():
+        with muted_stdout(), warnings.catch_warnings():
             warnings.simplefilter("ignore")
             import pykeops
             from pykeops.torch import LazyTensor

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
 from functools import lru_cache
 from types import ModuleType
+
+from sbflow.couplings._quiet import muted_stdout
 
 __all__ = ["pot"]
 
@@ -21,6 +21,6 @@ def pot() -> ModuleType:
         >>> pot().__name__
         'ot'
     """
-    with contextlib.redirect_stdout(io.StringIO()):
+    with muted_stdout():
         import ot
     return ot
