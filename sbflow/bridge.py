@@ -30,6 +30,7 @@ from sbflow._checks import as_samples, check_same_feature_shape
 from sbflow.data.io import atomic_path, load_samples
 from sbflow.data.toy import DATASETS
 from sbflow.training.batches import Normalizer, PathBatches, SampleSet
+from sbflow.training.checkpoint import read_state
 from sbflow.training.distributed import COUPLING_SCOPES, init_distributed, is_main, make_sampler
 from sbflow.training.trainer import TrainConfig, Trainer
 
@@ -773,13 +774,7 @@ def load(path: str | os.PathLike[str], *, device: Any = "cpu") -> Bridge:
     Example:
         >>> bridge = sbflow.load("bridge.pt")  # doctest: +SKIP
     """
-    path = Path(path)
-    if not path.is_file():
-        raise ValueError(f"bridge file not found: {path}")
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # truncated or foreign files raise many types
-        raise ValueError(f"{path} is not a readable sbflow bridge file: {err}") from err
+    state = read_state(path, "bridge file")
     try:
         return Bridge.from_state_dict(state, device=device)
     except ValueError as err:

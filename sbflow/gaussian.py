@@ -7,31 +7,31 @@ and ``reg`` :math:`= 2\sigma^2`), write :math:`s = \sigma^2`, :math:`R = \Sigma_
 Bunne et al. 2023):
 
 * the static plan is Gaussian with cross-covariance
-  :math:`C = \operatorname{Cov}(x_0, x_1) = \tfrac12 (R D R^{-1} - s I)`;
+    :math:`C = \operatorname{Cov}(x_0, x_1) = \tfrac12 (R D R^{-1} - s I)`;
 * the bridge :math:`x_t = (1-t) x_0 + t x_1 + \sigma\sqrt{t(1-t)}\,\varepsilon` has marginals
-  :math:`\mathcal N(m_t, \Sigma_t)` with :math:`m_t = (1-t) m_0 + t m_1` and
-  :math:`\Sigma_t = (1-t)^2 \Sigma_0 + t^2 \Sigma_1 + t(1-t)(C + C^\top) + s\,t(1-t) I`;
+    :math:`\mathcal N(m_t, \Sigma_t)` with :math:`m_t = (1-t) m_0 + t m_1` and
+    :math:`\Sigma_t = (1-t)^2 \Sigma_0 + t^2 \Sigma_1 + t(1-t)(C + C^\top) + s\,t(1-t) I`;
 * as :math:`\sigma \to 0`, :math:`C \to \Sigma_0 A` with the Monge map
-  :math:`x \mapsto m_1 + A (x - m_0)`, :math:`A = R^{-1} (R \Sigma_1 R)^{1/2} R^{-1}`.
+    :math:`x \mapsto m_1 + A (x - m_0)`, :math:`A = R^{-1} (R \Sigma_1 R)^{1/2} R^{-1}`.
 
 Derived here (and checked in the tests):
 
 * **probability-flow velocity.** Flow matching on the Brownian bridge regresses the
-  conditional velocity :math:`u_t = x_1 - x_0 + \frac{1-2t}{2t(1-t)}(x_t - (1-t)x_0 - t x_1)
-  = x_1 - x_0 + \frac{(1-2t)\sigma}{2\sqrt{t(1-t)}}\varepsilon` on :math:`x_t`. Everything is
-  jointly Gaussian, so :math:`v(x, t) = E[u_t \mid x_t = x] = m_1 - m_0 + K_t \Sigma_t^{-1}
-  (x - m_t)` with
+    conditional velocity :math:`u_t = x_1 - x_0 + \frac{1-2t}{2t(1-t)}(x_t - (1-t)x_0 - t x_1)
+    = x_1 - x_0 + \frac{(1-2t)\sigma}{2\sqrt{t(1-t)}}\varepsilon` on :math:`x_t`. Everything is
+    jointly Gaussian, so :math:`v(x, t) = E[u_t \mid x_t = x] = m_1 - m_0 + K_t \Sigma_t^{-1}
+    (x - m_t)` with
 
-  .. math:: K_t = \operatorname{Cov}(u_t, x_t) = t\Sigma_1 - (1-t)\Sigma_0 + (1-t) C^\top
-            - t C + \tfrac{(1-2t)s}{2} I .
+    .. math:: K_t = \operatorname{Cov}(u_t, x_t) = t\Sigma_1 - (1-t)\Sigma_0 + (1-t) C^\top
+              - t C + \tfrac{(1-2t)s}{2} I .
 
-  Since :math:`K_t + K_t^\top = \dot\Sigma_t`, the field satisfies the Lyapunov equation
-  :math:`B_v\Sigma_t + \Sigma_t B_v^\top = \dot\Sigma_t` for :math:`B_v = K_t\Sigma_t^{-1}`.
+    Since :math:`K_t + K_t^\top = \dot\Sigma_t`, the field satisfies the Lyapunov equation
+    :math:`B_v\Sigma_t + \Sigma_t B_v^\top = \dot\Sigma_t` for :math:`B_v = K_t\Sigma_t^{-1}`.
 * **score.** :math:`\nabla_x \log p_t(x) = -\Sigma_t^{-1}(x - m_t)`.
 * **SB drift.** :math:`f = v + \tfrac{s}{2}\nabla\log p_t = m_1 - m_0 + (K_t -
-  \tfrac{s}{2} I)\Sigma_t^{-1}(x - m_t)`, which equals the mixture-of-bridges drift
-  :math:`E[(x_1 - x_t)/(1-t) \mid x_t = x]` and satisfies
-  :math:`B_f\Sigma_t + \Sigma_t B_f^\top + sI = \dot\Sigma_t` (Fokker–Planck).
+    \tfrac{s}{2} I)\Sigma_t^{-1}(x - m_t)`, which equals the mixture-of-bridges drift
+    :math:`E[(x_1 - x_t)/(1-t) \mid x_t = x]` and satisfies
+    :math:`B_f\Sigma_t + \Sigma_t B_f^\top + sI = \dot\Sigma_t` (Fokker–Planck).
 """
 
 from __future__ import annotations

@@ -12,16 +12,6 @@ import sbflow.bridge as sb
 from sbflow.data import sample_dataset, save_samples
 from sbflow.training import StopTraining
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    # Tiny models: torch's thread pool costs more than it saves (a lot on a busy machine).
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 TINY = dict(steps=30, batch_size=64, hidden=16, depth=2, progress=False, log_every=10)
 
 

@@ -18,14 +18,6 @@ from sbflow.data import load_samples, sample_dataset, save_samples
 FAST = ["--steps", "20", "--batch-size", "32", "--hidden", "8", "--depth", "1", "--no-progress"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     d = tmp_path_factory.mktemp("cli")

@@ -13,15 +13,6 @@ from sbflow.gaussian import GaussianBridge, gaussian_kl, sqrtm_psd
 D = torch.float64
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """Tiny problems: one intra-op thread avoids thread-pool contention on shared CPUs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 def random_spd(d: int, seed: int, scale: float = 1.0) -> torch.Tensor:
     g = torch.Generator().manual_seed(seed)
     a = torch.randn(d, d, generator=g, dtype=D)

@@ -74,15 +74,6 @@ def test_unknown_method_lists_valid_names():
         get_method(3)
 
 
-@pytest.fixture
-def one_thread():
-    """Tiny models train faster on one thread, and the test machines are shared."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _train(spec, steps, seed=0, hidden=64):
     torch.manual_seed(seed)
     g = torch.Generator().manual_seed(seed)
@@ -110,7 +101,7 @@ def _train(spec, steps, seed=0, hidden=64):
     return losses, x, shift
 
 
-def test_ot_cfm_training_reduces_loss_and_transports_the_mean(one_thread):
+def test_ot_cfm_training_reduces_loss_and_transports_the_mean():
     losses, x, shift = _train(get_method("ot-cfm"), 150, hidden=32)
     # an untrained (zero) model has loss mean(u²) ≈ (4² + 2) / 2 = 9 on this problem
     start = losses[0]
@@ -121,7 +112,7 @@ def test_ot_cfm_training_reduces_loss_and_transports_the_mean(one_thread):
 
 
 @pytest.mark.slow
-def test_sb_cfm_training_reduces_loss_and_transports_the_mean(one_thread):
+def test_sb_cfm_training_reduces_loss_and_transports_the_mean():
     losses, x, shift = _train(get_method("sb-cfm", sigma=0.5), 600)
     assert sum(losses[-50:]) / 50 < 0.5 * sum(losses[:10]) / 10
     assert torch.linalg.norm(x.mean(0) - shift) < 0.2

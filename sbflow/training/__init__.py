@@ -6,7 +6,12 @@ Example:
     10
 """
 
-from sbflow.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
+from sbflow.training.checkpoint import (
+    CHECKPOINT_NAME,
+    load_checkpoint,
+    read_state,
+    save_checkpoint,
+)
 from sbflow.training.ema import EMA
 from sbflow.training.logs import CSVLogger, TensorBoardLogger, tensorboard_available
 from sbflow.training.prefetch import Prefetcher, step_seed
@@ -23,6 +28,7 @@ __all__ = [
     "Trainer",
     "load_checkpoint",
     "move_to",
+    "read_state",
     "save_checkpoint",
     "step_seed",
     "tensorboard_available",

@@ -65,16 +65,7 @@ def test_flow_score_mlp_heads(shared):
     assert (n_params < other) == shared
 
 
-@pytest.fixture
-def one_thread():
-    """Small convolutions run faster on one thread on the shared test machines."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def test_small_unet_forward_28x28(one_thread):
+def test_small_unet_forward_28x28():
     torch.manual_seed(0)
     net = SmallUNet(1, base_channels=16)
     x = torch.randn(2, 1, 28, 28)
