@@ -21,7 +21,27 @@ def _non_negative(value: float, name: str) -> float:
     return v
 
 
-class LinearPath(AffinePath):
+class _ConstantNoise(AffinePath):
+    """Affine paths whose noise level ``σ_t = σ`` does not depend on time."""
+
+    def __init__(self, sigma: float = 0.0) -> None:
+        self.sigma_value = _non_negative(sigma, "sigma")
+
+    @property
+    def has_noise(self) -> bool:
+        """``True`` when ``σ > 0``."""
+        return self.sigma_value > 0
+
+    def sigma(self, t: torch.Tensor) -> torch.Tensor:
+        """``σ_t = σ``."""
+        return torch.full_like(t, self.sigma_value)
+
+    def d_sigma(self, t: torch.Tensor) -> torch.Tensor:
+        """``σ'_t = 0``."""
+        return torch.zeros_like(t)
+
+
+class LinearPath(_ConstantNoise):
     """Straight line with constant noise: ``x_t = t x1 + (1 − t) x0 + σ ε``, ``u_t = x1 − x0``.
 
     The path of I-CFM; with an exact-OT coupling it is OT-CFM (Tong et al., 2024).
@@ -35,14 +55,6 @@ class LinearPath(AffinePath):
         ([[1.0, 1.0]], True)
     """
 
-    def __init__(self, sigma: float = 0.0) -> None:
-        self.sigma_value = _non_negative(sigma, "sigma")
-
-    @property
-    def has_noise(self) -> bool:
-        """``True`` when ``σ > 0``."""
-        return self.sigma_value > 0
-
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
         """``α_t = t``."""
         return t
@@ -51,10 +63,6 @@ class LinearPath(AffinePath):
         """``β_t = 1 − t``."""
         return 1 - t
 
-    def sigma(self, t: torch.Tensor) -> torch.Tensor:
-        """``σ_t = σ``."""
-        return torch.full_like(t, self.sigma_value)
-
     def d_alpha(self, t: torch.Tensor) -> torch.Tensor:
         """``α'_t = 1``."""
         return torch.ones_like(t)
@@ -62,10 +70,6 @@ class LinearPath(AffinePath):
     def d_beta(self, t: torch.Tensor) -> torch.Tensor:
         """``β'_t = −1``."""
         return -torch.ones_like(t)
-
-    def d_sigma(self, t: torch.Tensor) -> torch.Tensor:
-        """``σ'_t = 0``."""
-        return torch.zeros_like(t)
 
 
 class BrownianBridgePath(LinearPath):
@@ -155,7 +159,7 @@ class TargetPath(AffinePath):
         return torch.full_like(t, -(1 - self.sigma_min))
 
 
-class VPPath(AffinePath):
+class VPPath(_ConstantNoise):
     """Trigonometric (variance-preserving) interpolant ``x_t = cos(πt/2) x0 + sin(πt/2) x1 + σ ε``.
 
     ``u_t = (π/2) (cos(πt/2) x1 − sin(πt/2) x0)``; ``σ`` is a constant noise level.
@@ -169,14 +173,6 @@ class VPPath(AffinePath):
         ([[1.0]], 3.1416)
     """
 
-    def __init__(self, sigma: float = 0.0) -> None:
-        self.sigma_value = _non_negative(sigma, "sigma")
-
-    @property
-    def has_noise(self) -> bool:
-        """``True`` when ``σ > 0``."""
-        return self.sigma_value > 0
-
     def alpha(self, t: torch.Tensor) -> torch.Tensor:
         """``α_t = sin(πt/2)``."""
         return torch.sin(0.5 * math.pi * t)
@@ -185,10 +181,6 @@ class VPPath(AffinePath):
         """``β_t = cos(πt/2)``."""
         return torch.cos(0.5 * math.pi * t)
 
-    def sigma(self, t: torch.Tensor) -> torch.Tensor:
-        """``σ_t = σ``."""
-        return torch.full_like(t, self.sigma_value)
-
     def d_alpha(self, t: torch.Tensor) -> torch.Tensor:
         """``α'_t = (π/2) cos(πt/2)``."""
         return 0.5 * math.pi * torch.cos(0.5 * math.pi * t)
@@ -196,7 +188,3 @@ class VPPath(AffinePath):
     def d_beta(self, t: torch.Tensor) -> torch.Tensor:
         """``β'_t = −(π/2) sin(πt/2)``."""
         return -0.5 * math.pi * torch.sin(0.5 * math.pi * t)
-
-    def d_sigma(self, t: torch.Tensor) -> torch.Tensor:
-        """``σ'_t = 0``."""
-        return torch.zeros_like(t)
