@@ -34,8 +34,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -342,29 +340,14 @@ def _replace(cfg: Any, **changes: Any) -> Any:
 # -- coupling scope (multi-process) -----------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _launch_local(nproc: int, argv: list[str]) -> int:
     """Start ``nproc`` copies of this script on 127.0.0.1 with torchrun's variables."""
-    port = _free_port()
-    procs = []
-    for rank in range(nproc):
-        env = dict(os.environ)
-        env.update(
-            RANK=str(rank),
-            LOCAL_RANK=str(rank),
-            WORLD_SIZE=str(nproc),
-            LOCAL_WORLD_SIZE=str(nproc),
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=str(port),
-            GLOO_SOCKET_IFNAME="lo",
-            OMP_NUM_THREADS="1",
-        )
-        procs.append(subprocess.Popen([sys.executable, __file__, *argv], env=env))
+    from sbflow.training.distributed import loopback_rank_envs
+
+    procs = [
+        subprocess.Popen([sys.executable, __file__, *argv], env=env)
+        for env in loopback_rank_envs(nproc)
+    ]
     return max(p.wait() for p in procs)
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import atexit
 import datetime
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -52,6 +53,7 @@ __all__ = [
     "init_distributed",
     "is_main",
     "launched_by_torchrun",
+    "loopback_rank_envs",
     "make_sampler",
     "prepare_model",
     "read_resume_state",
@@ -75,6 +77,40 @@ def launched_by_torchrun() -> bool:
         True
     """
     return all(name in os.environ for name in _ENV_VARS)
+
+
+def loopback_rank_envs(world_size: int) -> list[dict[str, str]]:
+    """The environments of ``world_size`` processes on this machine, as ``torchrun`` sets them.
+
+    Picks a free port on 127.0.0.1 for the rendezvous and returns, for each rank, a copy of
+    ``os.environ`` with ``RANK``, ``LOCAL_RANK``, ``WORLD_SIZE``, ``LOCAL_WORLD_SIZE``,
+    ``MASTER_ADDR``/``MASTER_PORT`` (loopback only), ``GLOO_SOCKET_IFNAME=lo`` and
+    ``OMP_NUM_THREADS=1``. Start one process per environment (``subprocess.Popen(...,
+    env=env)``) to run a multi-process job without ``torchrun``, e.g. in tests.
+
+    Example:
+        >>> envs = loopback_rank_envs(2)
+        >>> [e["RANK"] for e in envs], envs[0]["MASTER_PORT"] == envs[1]["MASTER_PORT"]
+        (['0', '1'], True)
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = str(sock.getsockname()[1])
+    envs = []
+    for rank in range(world_size):
+        env = dict(os.environ)
+        env.update(
+            RANK=str(rank),
+            LOCAL_RANK=str(rank),
+            WORLD_SIZE=str(world_size),
+            LOCAL_WORLD_SIZE=str(world_size),
+            MASTER_ADDR="127.0.0.1",
+            MASTER_PORT=port,
+            GLOO_SOCKET_IFNAME="lo",
+            OMP_NUM_THREADS="1",
+        )
+        envs.append(env)
+    return envs
 
 
 @dataclass

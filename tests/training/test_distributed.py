@@ -7,8 +7,6 @@ under test goes through the same ``init_process_group("env://")`` path as a real
 
 from __future__ import annotations
 
-import os
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -28,6 +26,7 @@ from sbflow.training.distributed import (
     DistContext,
     GlobalCouplingSampler,
     init_distributed,
+    loopback_rank_envs,
     make_sampler,
     prepare_model,
     read_resume_state,
@@ -97,28 +96,10 @@ def _worker(task: str, out: Path) -> None:
 # -- parent side --------------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _launch(task: str, out: Path, timeout: float = 240.0, gpus: bool = False) -> None:
     """Start WORLD processes of this file with torchrun's variables and wait for all."""
-    port = _free_port()
     procs = []
-    for rank in range(WORLD):
-        env = dict(os.environ)
-        env.update(
-            RANK=str(rank),
-            LOCAL_RANK=str(rank),
-            WORLD_SIZE=str(WORLD),
-            LOCAL_WORLD_SIZE=str(WORLD),
-            MASTER_ADDR="127.0.0.1",
-            MASTER_PORT=str(port),
-            GLOO_SOCKET_IFNAME="lo",
-            OMP_NUM_THREADS="1",
-        )
+    for env in loopback_rank_envs(WORLD):
         if not gpus:
             env["CUDA_VISIBLE_DEVICES"] = ""
         cmd = [sys.executable, __file__, task, str(out)]
