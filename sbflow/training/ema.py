@@ -37,6 +37,9 @@ class EMA:
         self.model = copy.deepcopy(model).eval()
         for p in self.model.parameters():
             p.requires_grad_(False)
+        self._params = list(self.model.parameters())
+        self._buffers = list(self.model.buffers())
+        self._source: tuple[nn.Module, list[torch.Tensor], list[torch.Tensor]] | None = None
         self.num_updates = 0
 
     def current_decay(self) -> float:
@@ -57,11 +60,18 @@ class EMA:
             >>> net = torch.nn.Linear(1, 1); ema = EMA(net); ema.update(net)
         """
         weight = 1.0 - self.current_decay()
-        ema_params = list(self.model.parameters())
-        params = [p.detach() for p in model.parameters()]
-        if ema_params:
-            torch._foreach_lerp_(ema_params, params, weight)
-        for b_ema, b in zip(self.model.buffers(), model.buffers()):
+        if self._source is None or self._source[0] is not model:
+            # walking the module tree costs more than the update itself on small models, so
+            # the tensor lists are built once per source model
+            self._source = (
+                model,
+                [p.detach() for p in model.parameters()],
+                list(model.buffers()),
+            )
+        _, params, buffers = self._source
+        if self._params:
+            torch._foreach_lerp_(self._params, params, weight)
+        for b_ema, b in zip(self._buffers, buffers):
             b_ema.copy_(b)
         self.num_updates += 1
 
