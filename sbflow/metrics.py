@@ -16,6 +16,7 @@ import warnings
 from collections.abc import Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from sbflow._checks import as_samples, as_weights, check_positive, check_same_feature_shape
@@ -53,9 +54,11 @@ def wasserstein(
 ) -> float:
     """Exact p-Wasserstein distance between two weighted point clouds.
 
-    ``W_p(x, y) = (min_{P ∈ Π(a, b)} Σ_ij P_ij ‖x_i − y_j‖^p)^{1/p}``, solved with POT's
-    network simplex in float64. The solver's result code is checked: an iteration limit or an
-    infeasible problem raises instead of returning a wrong number.
+    ``W_p(x, y) = (min_{P ∈ Π(a, b)} Σ_ij P_ij ‖x_i − y_j‖^p)^{1/p}``, in float64: by the
+    ε-scaling auction for two unweighted sets of equal size (the optimum is a permutation;
+    total cost within ``1e-9 · range(C)`` of it, 5–15× faster than the simplex at a few
+    thousand points), else by POT's network simplex. The solver's status is checked: an
+    iteration limit or an infeasible problem raises instead of returning a wrong number.
 
     Args:
         x: Samples ``(n, *dims)``.
@@ -63,8 +66,8 @@ def wasserstein(
         p: Order ≥ 1 (2 gives W2; the cost is then the squared Euclidean distance).
         a: Optional weights of ``x`` (default uniform).
         b: Optional weights of ``y`` (default uniform).
-        max_iter: Network-simplex iteration limit (POT's default of 1e5 is too small for
-            n ≳ 4000).
+        max_iter: Iteration limit: network-simplex pivots (POT's default of 1e5 is too small
+            for n ≳ 4000) or auction bids.
 
     Returns:
         ``W_p`` as a Python float.
@@ -87,6 +90,17 @@ def wasserstein(
     wa = as_weights(a, xf.shape[0], "a", like=xf).numpy()
     wb = as_weights(b, yf.shape[0], "b", like=yf).numpy()
     cost = torch.cdist(xf, yf).pow_(p) if p != 2 else _sqdist(xf, yf)
+    if a is None and b is None and xf.shape[0] == yf.shape[0]:
+        from sbflow.couplings._auction import auction_assignment
+
+        result = auction_assignment(cost.numpy(), max_bids=int(max_iter))
+        if not result.converged:
+            raise RuntimeError(
+                f"exact OT did not reach the optimum (auction bid budget used up); raise "
+                f"max_iter (now {max_iter}) or pass fewer samples."
+            )
+        value = float(cost.numpy()[np.arange(xf.shape[0]), result.permutation].mean())
+        return max(value, 0.0) ** (1.0 / p)
     with warnings.catch_warnings():  # the result code is checked below
         warnings.simplefilter("ignore", UserWarning)
         value, log = ot.emd2(wa, wb, cost.numpy(), numItermax=int(max_iter), log=True)

@@ -22,11 +22,12 @@ def test_w2_of_a_shift_is_the_shift() -> None:
 
 
 @pytest.mark.parametrize("p", [1, 2])
-def test_wasserstein_matches_pot(p: int) -> None:
-    x, y = cloud(120, 3, 1), cloud(90, 3, 2) * 2 + 1
+@pytest.mark.parametrize("m", [90, 120])  # 120: equal unweighted sets, solved by the auction
+def test_wasserstein_matches_pot(p: int, m: int) -> None:
+    x, y = cloud(120, 3, 1), cloud(m, 3, 2) * 2 + 1
     metric = "sqeuclidean" if p == 2 else "euclidean"
     cost = ot.dist(x.numpy(), y.numpy(), metric=metric)
-    expected = ot.emd2(ot.unif(120), ot.unif(90), cost, numItermax=10**7) ** (1 / p)
+    expected = ot.emd2(ot.unif(120), ot.unif(m), cost, numItermax=10**7) ** (1 / p)
     assert wasserstein(x, y, p=p) == pytest.approx(expected, rel=1e-9)
 
 

@@ -104,10 +104,6 @@ class ExactOT(CouplingSolver):
         if square and self.solver != "network-simplex":
             return self._solve_auction(x0, a, b, cost)
         plan, u, v, ok, msg = self._emd(a, b, cost)
-        potentials = (
-            torch.as_tensor(u, dtype=x0.dtype).to(x0.device),
-            torch.as_tensor(v, dtype=x0.dtype).to(x0.device),
-        )
         rows, cols = np.nonzero(plan)
         vals = plan[rows, cols]
         is_perm = square and rows.size == n and np.array_equal(np.sort(cols), np.arange(n))
@@ -126,18 +122,38 @@ class ExactOT(CouplingSolver):
                 f"exact OT (network simplex) stopped before optimality ({msg}); the plan is "
                 f"feasible but suboptimal. Raise max_iter (now {self.max_iter})."
             )
+        return self._result(store, a, b, x0, total, ok, 0, (u, v), is_perm, "pot", marg_error=None)
+
+    def _result(
+        self,
+        store: SparseStore,
+        a: torch.Tensor,
+        b: torch.Tensor,
+        like: torch.Tensor,
+        total: float,
+        converged: bool,
+        n_iter: int,
+        duals: tuple[np.ndarray, np.ndarray],
+        is_perm: bool,
+        backend: str,
+        marg_error: float | None = 0.0,
+    ) -> Coupling:
+        # duals come back in the dtype and on the device of the samples
+        potentials = tuple(torch.as_tensor(d, dtype=like.dtype).to(like.device) for d in duals)
+        if marg_error is None:  # measure it
+            marg_error = 0.0 if is_perm else marginal_error(store, a, b)
         return Coupling(
             store,
             a=a,
             b=b,
             method=self.name,
             cost=total,
-            converged=ok,
-            n_iter=0,
-            marginal_error=0.0 if is_perm else marginal_error(store, a, b),
+            converged=converged,
+            n_iter=n_iter,
+            marginal_error=marg_error,
             potentials=potentials,
             is_permutation=is_perm,
-            backend="pot",
+            backend=backend,
         )
 
     def _solve_auction(
@@ -156,21 +172,9 @@ class ExactOT(CouplingSolver):
         perm = torch.as_tensor(result.permutation, device=x0.device)
         store = SparseStore(torch.arange(n, device=x0.device), perm, a.clone(), n, n)
         total = float(cost_np[np.arange(n), result.permutation].sum()) * float(a[0])
-        potentials = (
-            torch.as_tensor(result.f, dtype=x0.dtype).to(x0.device),
-            torch.as_tensor(result.g, dtype=x0.dtype).to(x0.device),
-        )
-        return Coupling(
-            store,
-            a=a,
-            b=b,
-            method=self.name,
-            cost=total,
-            converged=result.converged,
-            n_iter=result.n_bids,
-            potentials=potentials,
-            is_permutation=True,
-            backend="auction",
+        duals = (result.f, result.g)
+        return self._result(
+            store, a, b, x0, total, result.converged, result.n_bids, duals, True, "auction"
         )
 
     def _emd(
