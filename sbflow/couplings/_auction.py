@@ -40,6 +40,7 @@ class AssignmentResult:
 
     Attributes:
         permutation: ``(n,)`` int64 array; source ``i`` goes to target ``permutation[i]``.
+        total: Its cost ``Σ_i C[i, permutation[i]]``.
         f: ``(n,)`` source potentials ``f_i = min_j C_ij + p_j``.
         g: ``(n,)`` target potentials ``g_j = −p_j``; ``f_i + g_j ≤ C_ij`` for all pairs.
         gap: Certified primal-dual gap per pair, ``mean_i C[i, σ(i)] − mean(f) − mean(g)``
@@ -49,6 +50,7 @@ class AssignmentResult:
     """
 
     permutation: np.ndarray
+    total: float
     f: np.ndarray
     g: np.ndarray
     gap: float
@@ -58,94 +60,11 @@ class AssignmentResult:
 
 @lru_cache(maxsize=1)
 def _compiled() -> Any:
-    # numba is imported (and the loop compiled or loaded from its on-disk cache) on first use
+    # numba is imported (and the loops compiled or loaded from its on-disk cache) on first use
     # only, so that importing sbflow stays fast.
-    import numba
+    from sbflow.couplings import _auction_kernels as kernels
 
-    @numba.njit(nogil=True, cache=True)
-    def auction(cost, eps_start, eps_end, factor, max_bids):  # pragma: no cover - compiled
-        n = cost.shape[0]
-        prices = np.zeros(n)
-        row_of_col = np.full(n, -1, np.int64)
-        col_of_row = np.full(n, -1, np.int64)
-        stack = np.empty(n, np.int64)
-        eps = eps_start
-        bids = 0
-        while True:
-            # Start each phase from the previous assignment, releasing only the sources that
-            # violate ε-complementary slackness at the new, smaller ε.
-            top = 0
-            for i in range(n):
-                j0 = col_of_row[i]
-                if j0 >= 0:
-                    best = np.inf
-                    for j in range(n):
-                        v = cost[i, j] + prices[j]
-                        if v < best:
-                            best = v
-                    if cost[i, j0] + prices[j0] <= best + eps:
-                        continue
-                    row_of_col[j0] = -1
-                    col_of_row[i] = -1
-                stack[top] = i
-                top += 1
-            while top > 0:
-                if bids >= max_bids:
-                    return col_of_row, prices, bids, False
-                top -= 1
-                i = stack[top]
-                best = np.inf
-                second = np.inf
-                j_best = 0
-                for j in range(n):
-                    v = cost[i, j] + prices[j]
-                    if v < second:
-                        if v < best:
-                            second = best
-                            best = v
-                            j_best = j
-                        else:
-                            second = v
-                if second == np.inf:  # n == 1
-                    second = best
-                prices[j_best] += second - best + eps
-                bids += 1
-                k = row_of_col[j_best]
-                if k >= 0:
-                    col_of_row[k] = -1
-                    stack[top] = k
-                    top += 1
-                row_of_col[j_best] = i
-                col_of_row[i] = j_best
-            if eps <= eps_end:
-                return col_of_row, prices, bids, True
-            eps = max(eps / factor, eps_end)
-
-    @numba.njit(nogil=True, cache=True)
-    def value_range(cost):  # pragma: no cover - compiled
-        # (min, max) in one pass; NaN or ±inf anywhere makes the range non-finite
-        lo = np.inf
-        hi = -np.inf
-        bad = False
-        for v in cost.ravel():
-            if not np.isfinite(v):
-                bad = True
-            lo = min(lo, v)
-            hi = max(hi, v)
-        return (np.nan, np.nan) if bad else (lo, hi)
-
-    @numba.njit(nogil=True, cache=True)
-    def row_minima(cost, prices):  # pragma: no cover - compiled
-        n = cost.shape[0]
-        out = np.empty(n)
-        for i in range(n):
-            best = np.inf
-            for j in range(n):
-                best = min(best, cost[i, j] + prices[j])
-            out[i] = best
-        return out
-
-    return auction, value_range, row_minima
+    return kernels.auction, kernels.value_range, kernels.row_minima
 
 
 def auction_assignment(
@@ -189,7 +108,9 @@ def auction_assignment(
     spread = hi - lo
     if spread == 0.0:  # every permutation costs the same
         perm = np.arange(n)
-        return AssignmentResult(perm, cost[:, 0].copy(), np.zeros(n), 0.0, 0, True)
+        return AssignmentResult(
+            perm, float(cost[:, 0].sum()), cost[:, 0].copy(), np.zeros(n), 0.0, 0, True
+        )
     floor = 1e-12 * (max(abs(lo), abs(hi)) + spread)
     eps_end = max(float(tol) * spread / n, floor)
     eps_start = max(spread / 4.0, eps_end)
@@ -199,6 +120,6 @@ def auction_assignment(
         col_of_row = col_of_row.copy()
         col_of_row[col_of_row < 0] = free_cols
     f = row_minima(cost, prices)
-    primal = float(cost[np.arange(n), col_of_row].mean())
-    gap = primal - float(f.mean()) + float(prices.mean())
-    return AssignmentResult(col_of_row, f, -prices, gap, int(bids), bool(ok))
+    total = float(cost[np.arange(n), col_of_row].sum())
+    gap = total / n - float(f.mean()) + float(prices.mean())
+    return AssignmentResult(col_of_row, total, f, -prices, gap, int(bids), bool(ok))

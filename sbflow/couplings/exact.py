@@ -122,26 +122,37 @@ class ExactOT(CouplingSolver):
                 f"exact OT (network simplex) stopped before optimality ({msg}); the plan is "
                 f"feasible but suboptimal. Raise max_iter (now {self.max_iter})."
             )
-        return self._result(store, a, b, x0, total, ok, 0, (u, v), is_perm, "pot", marg_error=None)
+        return self._result(
+            store,
+            a,
+            b,
+            like=x0,
+            total=total,
+            duals=(u, v),
+            converged=ok,
+            n_iter=0,
+            is_perm=is_perm,
+            marg_error=0.0 if is_perm else marginal_error(store, a, b),
+            backend="pot",
+        )
 
     def _result(
         self,
         store: SparseStore,
         a: torch.Tensor,
         b: torch.Tensor,
+        *,
         like: torch.Tensor,
         total: float,
+        duals: tuple[np.ndarray, np.ndarray],
         converged: bool,
         n_iter: int,
-        duals: tuple[np.ndarray, np.ndarray],
         is_perm: bool,
+        marg_error: float,
         backend: str,
-        marg_error: float | None = 0.0,
     ) -> Coupling:
         # duals come back in the dtype and on the device of the samples
         potentials = tuple(torch.as_tensor(d, dtype=like.dtype).to(like.device) for d in duals)
-        if marg_error is None:  # measure it
-            marg_error = 0.0 if is_perm else marginal_error(store, a, b)
         return Coupling(
             store,
             a=a,
@@ -160,10 +171,9 @@ class ExactOT(CouplingSolver):
         self, x0: torch.Tensor, a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor
     ) -> Coupling:
         n = cost.shape[0]
-        cost_np = cost.detach().cpu().numpy()
         # optimal to the resolution of the input dtype (float32: 1.2e-7 of the cost range)
         tol = max(torch.finfo(x0.dtype).eps, 1e-9)
-        result = auction_assignment(cost_np, tol=tol, max_bids=self.max_iter)
+        result = auction_assignment(cost.detach().cpu().numpy(), tol=tol, max_bids=self.max_iter)
         if not result.converged:
             self._warn_or_raise(
                 f"exact OT (auction) used its bid budget before every source was assigned; the "
@@ -171,10 +181,18 @@ class ExactOT(CouplingSolver):
             )
         perm = torch.as_tensor(result.permutation, device=x0.device)
         store = SparseStore(torch.arange(n, device=x0.device), perm, a.clone(), n, n)
-        total = float(cost_np[np.arange(n), result.permutation].sum()) * float(a[0])
-        duals = (result.f, result.g)
         return self._result(
-            store, a, b, x0, total, result.converged, result.n_bids, duals, True, "auction"
+            store,
+            a,
+            b,
+            like=x0,
+            total=result.total * float(a[0]),
+            duals=(result.f, result.g),
+            converged=result.converged,
+            n_iter=result.n_bids,
+            is_perm=True,
+            marg_error=0.0,
+            backend="auction",
         )
 
     def _emd(
