@@ -1,29 +1,33 @@
 """OT-CFM training on the CPU: sbflow.fit against a torchcfm training loop, side by side.
 
-Task: 8gaussians → moons (sbflow's built-in generators for both), batch 256, the same
-3 × 64 SELU MLP (``sbflow.models.TimeMLP``), AdamW at lr 1e-3 and the same weight EMA (0.999)
-for all. torchcfm runs its usual loop on the raw data at a constant learning rate. sbflow runs
-``sbflow.fit`` twice:
+Task: 8gaussians → moons (sbflow's built-in generators for both), batch 256, a 3 × 64 SELU
+MLP, AdamW at lr 1e-3 and the same weight EMA (0.999) for all. Four runs per repeat:
 
-* ``sbflow (defaults)``: 100 warm-up steps, cosine decay, gradient clipping at 1, no weight
-  decay, standardised data;
-* ``sbflow (same recipe)``: torchcfm's recipe, i.e. the same optimiser (AdamW with torch's
-  default weight decay 0.01, constant rate, no warm-up, no clipping) on the raw data.
+* ``sbflow (defaults)``: ``sbflow.fit`` as a user calls it: 100 warm-up steps, cosine decay,
+  gradient clipping at 1, no weight decay, standardised data, ``TimeMLP`` (LeCun-normal init);
+* ``sbflow (torchcfm recipe)``: ``sbflow.fit`` with torchcfm's recipe, i.e. the same optimiser
+  (AdamW with torch's default weight decay 0.01, constant rate, no warm-up, no clipping) on
+  the raw data;
+* ``torchcfm``: the usual torchcfm loop with ``ExactOptimalTransportConditionalFlowMatcher``
+  and torchcfm's own ``MLP(2, w=64, time_varying=True)`` (the same layers, PyTorch's default
+  initialisation). This is the reference of the ratios;
+* ``torchcfm + TimeMLP``: the same loop with sbflow's network, so that the recipe row and this
+  one differ only in the coupling code (the exact solver, batching, prefetching), and the
+  torchcfm rows differ only in the initialisation.
 
 Each repeat trains all of them for the same number of steps from the same seed, then measures
 
 * throughput: optimiser steps per second of wall time (sbflow: the whole ``fit`` call,
-  couplings prefetched in background threads; torchcfm: its
-  ``ExactOptimalTransportConditionalFlowMatcher`` in the usual loop), and
-* quality: W2 (exact, POT) between the adaptive-ODE transport of held-out 8gaussians samples
-  and held-out moons samples.
+  couplings prefetched in background threads; torchcfm: its loop), and
+* quality: W2 (exact) between the adaptive-ODE transport of held-out 8gaussians samples and
+  held-out moons samples; besides medians, the per-repeat W2 differences to the reference
+  (paired by seed) with their mean and standard error.
 
 Both use one intra-op torch thread (fastest for this model size on a small CPU; sbflow's
 default). Before the timed repeats each side runs once for 20 steps, so that one-time costs
 of the process (importing POT and ``torch._dynamo``, which the first AdamW pulls in, and
-loading sbflow's compiled auction from numba's cache) count for neither side. Reports
-medians over repeats and the sbflow/torchcfm ratios. torchcfm is optional
-(``pip install torchcfm``); without it only sbflow runs.
+loading sbflow's compiled auction from numba's cache) count for neither side. torchcfm is
+optional (``pip install torchcfm``); without it only sbflow runs.
 
 Usage:
     python benchmarks/train.py            # 3 repeats × 3000 steps
@@ -68,14 +72,30 @@ def sbflow_run(
     return rate, wasserstein(bridge.transport(x0), x1)
 
 
-def torchcfm_run(steps: int, seed: int, x0: torch.Tensor, x1: torch.Tensor) -> tuple[float, float]:
-    """Steps/s and W2 of the standard torchcfm loop with the same model and optimiser."""
+class TorchcfmMLP(torch.nn.Module):
+    """torchcfm's ``MLP`` (input ``[x, t]``) behind sbflow's ``model(x, t)`` call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        from torchcfm.models import MLP
+
+        self.net = MLP(2, w=64, time_varying=True)
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+        t = torch.as_tensor(t, dtype=x.dtype).reshape(-1, 1).expand(x.shape[0], 1)
+        return self.net(torch.cat([x, t], dim=1))
+
+
+def torchcfm_run(
+    steps: int, seed: int, x0: torch.Tensor, x1: torch.Tensor, network: str = "torchcfm"
+) -> tuple[float, float]:
+    """Steps/s and W2 of the standard torchcfm loop with torchcfm's or sbflow's 3 × 64 MLP."""
     from torchcfm.conditional_flow_matching import (
         ExactOptimalTransportConditionalFlowMatcher,
     )
 
     torch.manual_seed(seed)  # torchcfm draws times and plan samples from the global RNGs
-    model = TimeMLP(2, hidden=64, depth=3)
+    model = TorchcfmMLP() if network == "torchcfm" else TimeMLP(2, hidden=64, depth=3)
     ema = EMA(model, 0.999)
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3)
     matcher = ExactOptimalTransportConditionalFlowMatcher(sigma=0.0)
@@ -127,33 +147,40 @@ def main() -> None:
     sbflow_run(20, 0, x0[:10], x1[:10])  # warm-up: one-time imports and compilation
     if have_torchcfm:
         torchcfm_run(20, 0, x0[:10], x1[:10])
-    names = ("sbflow (defaults)", "sbflow (same recipe)", "torchcfm")
-    results: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    runs = {
+        "sbflow (defaults)": lambda r: sbflow_run(steps, r, x0, x1),
+        "sbflow (torchcfm recipe)": lambda r: sbflow_run(steps, r, x0, x1, **SAME_RECIPE),
+    }
+    if have_torchcfm:
+        runs["torchcfm"] = lambda r: torchcfm_run(steps, r, x0, x1)
+        runs["torchcfm + TimeMLP"] = lambda r: torchcfm_run(steps, r, x0, x1, "sbflow")
+    results: dict[str, list[tuple[float, float]]] = {name: [] for name in runs}
     for r in range(repeats):
-        results[names[0]].append(sbflow_run(steps, r, x0, x1))
-        results[names[1]].append(sbflow_run(steps, r, x0, x1, **SAME_RECIPE))
-        if have_torchcfm:
-            results["torchcfm"].append(torchcfm_run(steps, r, x0, x1))
-        row = "  ".join(
-            f"{name}: {v[-1][0]:.0f} steps/s, W2 {v[-1][1]:.4f}" for name, v in results.items() if v
-        )
+        for name, run in runs.items():
+            results[name].append(run(r))
+        row = "  ".join(f"{n}: {v[-1][0]:.0f}/s W2 {v[-1][1]:.4f}" for n, v in results.items())
         print(f"repeat {r}: {row}", flush=True)
-    print(f"{'':22s} {'steps/s':>9s} {'W2':>8s}   (medians)")
+    print(f"\n{'':26s} {'steps/s':>9s} {'W2':>8s}   (medians)")
     med = {}
     for name, rows in results.items():
-        if rows:
-            med[name] = (
-                statistics.median(r[0] for r in rows),
-                statistics.median(r[1] for r in rows),
-            )
-            print(f"{name:22s} {med[name][0]:9.1f} {med[name][1]:8.4f}")
-    if "torchcfm" in med:
-        ref = med["torchcfm"]
-        for name in names[:2]:
-            print(
-                f"ratio {name} / torchcfm: throughput {med[name][0] / ref[0]:.2f}×, "
-                f"W2 {med[name][1] / ref[1]:.3f}"
-            )
+        med[name] = (
+            statistics.median(r[0] for r in rows),
+            statistics.median(r[1] for r in rows),
+        )
+        print(f"{name:26s} {med[name][0]:9.1f} {med[name][1]:8.4f}")
+    if not have_torchcfm:
+        return
+    # each row against torchcfm, and the recipe row also against the same loop and network
+    pairs = [(name, "torchcfm") for name in results if name != "torchcfm"]
+    pairs.append(("sbflow (torchcfm recipe)", "torchcfm + TimeMLP"))
+    print("\nratios; ΔW2 = W2 difference paired by seed, mean ± standard error")
+    for name, ref in pairs:
+        diffs = [a[1] - b[1] for a, b in zip(results[name], results[ref])]
+        se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+        print(
+            f"{name} / {ref}: throughput {med[name][0] / med[ref][0]:.2f}×, "
+            f"W2 {med[name][1] / med[ref][1]:.3f}, ΔW2 {statistics.fmean(diffs):+.4f} ± {se:.4f}"
+        )
 
 
 if __name__ == "__main__":

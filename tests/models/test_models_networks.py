@@ -99,3 +99,44 @@ def test_model_input_errors():
     with pytest.raises(ValueError, match="depth"):
         TimeMLP(2, depth=0)
     assert FourierTime(2).dim == 5
+
+
+def _hidden_std(trunk: torch.nn.Sequential, x: torch.Tensor) -> float:
+    """Standard deviation of the activations after the last hidden layer."""
+    with torch.no_grad():
+        return float(trunk[:-1](x).std())
+
+
+@pytest.mark.parametrize("shared_trunk", [False, True])
+def test_selu_layers_start_lecun_normal(shared_trunk):
+    torch.manual_seed(0)
+    nets = [TimeMLP(6, hidden=512, depth=3)]
+    pair = FlowScoreMLP(6, hidden=512, depth=3, shared_trunk=shared_trunk)
+    nets += [pair] if shared_trunk else [pair.v_net, pair.s_net]
+    for net in nets:
+        for layer in net.modules():
+            if isinstance(layer, torch.nn.Linear):
+                expected = layer.in_features**-0.5
+                assert float(layer.weight.detach().std()) == pytest.approx(expected, rel=0.1)
+
+
+def test_selu_init_keeps_unit_scale_through_depth():
+    """SELU's fixed point: unit-variance inputs stay at unit variance, layer after layer."""
+    torch.manual_seed(0)
+    x = torch.randn(4096, 7)  # 6 features + t, all standardised
+    net = TimeMLP(6, hidden=256, depth=6)
+    assert 0.8 < _hidden_std(net.net, x) < 1.2
+    # PyTorch's default Linear init (variance 1 / (3 fan_in)) shrinks the signal instead
+    for layer in net.net:
+        if isinstance(layer, torch.nn.Linear):
+            layer.reset_parameters()
+    assert _hidden_std(net.net, x) < 0.3
+
+
+def test_non_selu_activations_keep_default_init():
+    torch.manual_seed(0)
+    net = TimeMLP(6, hidden=512, depth=2, activation="silu")
+    first = net.net[0]
+    bound = first.in_features**-0.5  # PyTorch: U(-1/sqrt(fan_in), 1/sqrt(fan_in))
+    assert float(first.weight.detach().abs().max()) <= bound
+    assert float(first.weight.detach().std()) == pytest.approx(bound / 3**0.5, rel=0.1)
