@@ -176,10 +176,10 @@ def main() -> None:
     print("\nratios; ΔW2 = W2 difference paired by seed, mean ± standard error")
     for name, ref in pairs:
         diffs = [a[1] - b[1] for a, b in zip(results[name], results[ref])]
-        se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+        spread = f" ± {statistics.stdev(diffs) / len(diffs) ** 0.5:.4f}" if len(diffs) > 1 else ""
         print(
             f"{name} / {ref}: throughput {med[name][0] / med[ref][0]:.2f}×, "
-            f"W2 {med[name][1] / med[ref][1]:.3f}, ΔW2 {statistics.fmean(diffs):+.4f} ± {se:.4f}"
+            f"W2 {med[name][1] / med[ref][1]:.3f}, ΔW2 {statistics.fmean(diffs):+.4f}{spread}"
         )
 
 
