@@ -47,6 +47,7 @@ import sbflow.bridge as sb
 from sbflow.data import sample_dataset
 from sbflow.metrics import wasserstein
 from sbflow.models import TimeMLP
+from sbflow.models._time import as_batch_times
 from sbflow.simulation import integrate_ode
 from sbflow.training import EMA, step_seed
 
@@ -82,8 +83,7 @@ class TorchcfmMLP(torch.nn.Module):
         self.net = MLP(2, w=64, time_varying=True)
 
     def forward(self, x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-        t = torch.as_tensor(t, dtype=x.dtype).reshape(-1, 1).expand(x.shape[0], 1)
-        return self.net(torch.cat([x, t], dim=1))
+        return self.net(torch.cat([x, as_batch_times(t, x)[:, None]], dim=1))
 
 
 def torchcfm_run(

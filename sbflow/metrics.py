@@ -79,15 +79,10 @@ def wasserstein(
         >>> round(wasserstein(x, x + torch.tensor([3.0, 4.0])), 6)
         5.0
     """
-    from sbflow.couplings._pot import pot  # lazy: POT is slow to import; mutes its banner
-
-    ot = pot()
     p = check_positive(p, "p")
     if p < 1:
         raise ValueError(f"p must be ≥ 1 for a Wasserstein distance; got {p}.")
     xf, yf = _pair(x, y)
-    wa = as_weights(a, xf.shape[0], "a", like=xf).numpy()
-    wb = as_weights(b, yf.shape[0], "b", like=yf).numpy()
     cost = torch.cdist(xf, yf).pow_(p) if p != 2 else _sqdist(xf, yf)
     if a is None and b is None and xf.shape[0] == yf.shape[0]:
         from sbflow.couplings._auction import auction_assignment
@@ -99,6 +94,11 @@ def wasserstein(
                 f"max_iter (now {max_iter}) or pass fewer samples."
             )
         return max(result.total / xf.shape[0], 0.0) ** (1.0 / p)
+    from sbflow.couplings._pot import pot  # lazy: POT is slow to import; mutes its banner
+
+    ot = pot()
+    wa = as_weights(a, xf.shape[0], "a", like=xf).numpy()
+    wb = as_weights(b, yf.shape[0], "b", like=yf).numpy()
     with warnings.catch_warnings():  # the result code is checked below
         warnings.simplefilter("ignore", UserWarning)
         value, log = ot.emd2(wa, wb, cost.numpy(), numItermax=int(max_iter), log=True)
