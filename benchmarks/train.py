@@ -42,6 +42,7 @@ import statistics
 import time
 
 import torch
+from _common import TORCHCFM_RECIPE
 
 import sbflow.bridge as sb
 from sbflow.data import sample_dataset
@@ -50,15 +51,6 @@ from sbflow.models import TimeMLP
 from sbflow.models._time import as_batch_times
 from sbflow.simulation import integrate_ode
 from sbflow.training import EMA, step_seed
-
-# torchcfm's training recipe expressed as sbflow.fit options
-SAME_RECIPE = {
-    "normalise": False,
-    "lr_schedule": "constant",
-    "warmup_steps": 0,
-    "grad_clip": None,
-    "weight_decay": 0.01,
-}
 
 
 def sbflow_run(
@@ -149,7 +141,7 @@ def main() -> None:
         torchcfm_run(20, 0, x0[:10], x1[:10])
     runs = {
         "sbflow (defaults)": lambda r: sbflow_run(steps, r, x0, x1),
-        "sbflow (torchcfm recipe)": lambda r: sbflow_run(steps, r, x0, x1, **SAME_RECIPE),
+        "sbflow (torchcfm recipe)": lambda r: sbflow_run(steps, r, x0, x1, **TORCHCFM_RECIPE),
     }
     if have_torchcfm:
         runs["torchcfm"] = lambda r: torchcfm_run(steps, r, x0, x1)

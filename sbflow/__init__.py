@@ -4,8 +4,11 @@ The top level holds the one-call entry points; each stage of the pipeline lives 
 subpackage:
 
 - :mod:`sbflow.couplings` — exact, entropic, unbalanced, partial and label-aware OT solvers;
-- :mod:`sbflow.paths`, :mod:`sbflow.matching`, :mod:`sbflow.losses` — probability paths and
-  flow/score matching targets built over coupled pairs;
+- :mod:`sbflow.pairs`, :mod:`sbflow.paths`, :mod:`sbflow.matching`, :mod:`sbflow.losses` —
+  where pairs come from, probability paths and flow/score matching targets over them;
+- :mod:`sbflow.methods` — methods as objects in a public registry (I-CFM, OT-CFM, SB-CFM, …);
+- :mod:`sbflow.models` — networks, registered by name so that bridge files rebuild them;
+- :mod:`sbflow.bridge`, :mod:`sbflow.fitting` — the :class:`Bridge` type and :func:`fit`;
 - :mod:`sbflow.simulation` — ODE/SDE integration and exact CNF log-likelihoods;
 - :mod:`sbflow.gaussian` — the closed-form Gaussian Schrödinger bridge, for validation;
 - :mod:`sbflow.data`, :mod:`sbflow.metrics`, :mod:`sbflow.training`, :mod:`sbflow.cli`.
@@ -22,6 +25,6 @@ Example:
 from sbflow.bridge import Bridge, fit, leave_one_out, load
 from sbflow.couplings import Coupling, couple
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["Bridge", "Coupling", "__version__", "couple", "fit", "leave_one_out", "load"]

@@ -21,8 +21,11 @@ def rand(
     """Uniform ``[0, 1)`` draws of ``shape`` on ``device``, drawn on the generator's device.
 
     Example:
-        >>> rand((2,), dtype=torch.float64, device=torch.device("cpu")).dtype
-        torch.float64
+        >>> g = torch.Generator().manual_seed(0)
+        >>> u = rand((2,), dtype=torch.float64, device=torch.device("cpu"), generator=g)
+        >>> u.dtype, torch.equal(u, torch.rand(2, dtype=torch.float64,
+        ...                                     generator=torch.Generator().manual_seed(0)))
+        (torch.float64, True)
     """
     src = _device_of(generator, device)
     return torch.rand(shape, dtype=dtype, device=src, generator=generator).to(device)
@@ -38,8 +41,10 @@ def randn(
     """Standard normal draws of ``shape`` on ``device``, drawn on the generator's device.
 
     Example:
-        >>> randn((2, 3), dtype=torch.float32, device=torch.device("cpu")).shape
-        torch.Size([2, 3])
+        >>> draw = lambda: randn((2, 3), dtype=torch.float32, device=torch.device("cpu"),
+        ...                      generator=torch.Generator().manual_seed(1))
+        >>> draw().shape, torch.equal(draw(), draw())  # the same seed, the same draws
+        (torch.Size([2, 3]), True)
     """
     src = _device_of(generator, device)
     return torch.randn(shape, dtype=dtype, device=src, generator=generator).to(device)

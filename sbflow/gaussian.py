@@ -124,9 +124,9 @@ class GaussianBridge:
     Example:
         >>> import torch
         >>> br = GaussianBridge(torch.zeros(2), torch.eye(2), torch.ones(2), torch.eye(2), 1.0)
-        >>> mean, cov = br.marginal(0.5)
-        >>> mean.tolist()
-        [0.5, 0.5]
+        >>> mean, cov = br.marginal(0.5)  # halfway: mean halfway, covariance above I
+        >>> mean.tolist(), cov.diagonal().round(decimals=4).tolist()
+        ([0.5, 0.5], [1.059, 1.059])
     """
 
     def __init__(self, mean0: Any, cov0: Any, mean1: Any, cov1: Any, sigma: float) -> None:
@@ -213,9 +213,9 @@ class GaussianBridge:
 
         Example:
             >>> import torch
-            >>> br = GaussianBridge(torch.zeros(2), torch.eye(2), torch.zeros(2), torch.eye(2), 1.0)
-            >>> br.plan_covariance().shape
-            torch.Size([4, 4])
+            >>> br = GaussianBridge(torch.zeros(1), torch.eye(1), torch.zeros(1), torch.eye(1), 1.0)
+            >>> br.plan_covariance().round(decimals=4).tolist()  # C = (√5 − 1) / 2 here
+            [[1.0, 0.618], [0.618, 1.0]]
         """
         top = torch.cat([self._c0, self._cross], dim=1)
         bottom = torch.cat([self._cross.T, self._c1], dim=1)
@@ -253,10 +253,10 @@ class GaussianBridge:
 
         Example:
             >>> import torch
-            >>> br = GaussianBridge(torch.zeros(2), torch.eye(2), torch.zeros(2), torch.eye(2), 1.0)
+            >>> br = GaussianBridge(torch.zeros(2), torch.eye(2), torch.ones(2), torch.eye(2), 0.0)
             >>> x0, x1 = br.sample_plan(5, generator=torch.Generator().manual_seed(0))
-            >>> x0.shape, x1.shape
-            (torch.Size([5, 2]), torch.Size([5, 2]))
+            >>> x0.shape, torch.allclose(x1, x0 + 1, atol=1e-6)  # σ = 0, equal covariances: a shift
+            (torch.Size([5, 2]), True)
         """
         n = self._count(n)
         mean = torch.cat([self._m0, self._m1])
@@ -294,8 +294,9 @@ class GaussianBridge:
         Example:
             >>> import torch
             >>> br = GaussianBridge(torch.zeros(2), torch.eye(2), torch.ones(2), torch.eye(2), 1.0)
-            >>> br.sample_marginal(0.3, 4, generator=torch.Generator().manual_seed(0)).shape
-            torch.Size([4, 2])
+            >>> x = br.sample_marginal(0.3, 10000, generator=torch.Generator().manual_seed(0))
+            >>> x.shape, torch.allclose(x.mean(0), br.marginal(0.3)[0], atol=0.05)
+            (torch.Size([10000, 2]), True)
         """
         tt, scalar = self._times(t)
         if not scalar:

@@ -72,9 +72,11 @@ def flow_matching_loss(velocity_model: Model, sample: PathSample) -> torch.Tenso
 
     Example:
         >>> from sbflow.paths import LinearPath
-        >>> s = LinearPath().sample(torch.zeros(3, 2), torch.ones(3, 2), t=0.5)
+        >>> s = LinearPath().sample(torch.zeros(3, 2), torch.ones(3, 2), t=0.5)  # u_t = 1
         >>> flow_matching_loss(lambda x, t: torch.ones_like(x), s).item()
         0.0
+        >>> flow_matching_loss(lambda x, t: torch.full_like(x, 3.0), s).item()  # (3 − 1)²
+        4.0
     """
     return _velocity_error(velocity_model(sample.xt, sample.t), sample)
 

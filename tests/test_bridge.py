@@ -161,7 +161,7 @@ def test_missing_and_corrupt_bridge_files(tmp_path: Path) -> None:
         sb.load(tmp_path / "none.pt")
     bad = tmp_path / "bad.pt"
     bad.write_bytes(b"garbage")
-    with pytest.raises(ValueError, match="not a readable"):
+    with pytest.raises(ValueError, match="not an sbflow bridge file"):
         sb.load(bad)
     torch.save({"x": torch.zeros(1)}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not an sbflow bridge"):

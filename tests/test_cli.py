@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import subprocess
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 
-from sbflow.cli import main
+from sbflow.cli import build_parser, main
 from sbflow.data import load_samples, sample_dataset, save_samples
 
 FAST = ["--steps", "20", "--batch-size", "32", "--hidden", "8", "--depth", "1", "--no-progress"]
@@ -39,7 +40,10 @@ def only_files(directory: Path) -> list[str]:
 
 def test_help_for_every_command(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--help"]) == 0
-    for command in ("fit", "transport", "couple", "evaluate", "datasets", "demo"):
+    subparsers = [a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction)]
+    commands = sorted(subparsers[0].choices)
+    assert {"fit", "transport", "couple", "evaluate", "plot", "benchmark", "demo"} <= set(commands)
+    for command in commands:
         assert main([command, "--help"]) == 0
         assert "usage: sbflow " + command in capsys.readouterr().out
 

@@ -21,7 +21,8 @@ EXPECTED = {
 
 
 def test_registry_lists_the_contract_names():
-    assert set(METHODS) == set(EXPECTED)
+    assert set(EXPECTED) <= set(METHODS)  # plus any registered by other modules
+    assert list(METHODS)[:5] == list(EXPECTED)  # built-ins first, in the documented order
 
 
 @pytest.mark.parametrize("name", sorted(EXPECTED))

@@ -31,6 +31,17 @@ def test_wasserstein_matches_pot(p: int, m: int) -> None:
     assert wasserstein(x, y, p=p) == pytest.approx(expected, rel=1e-9)
 
 
+@pytest.mark.parametrize("scale", [1e-150, 1e-7, 1e150])
+@pytest.mark.parametrize(("p", "m"), [(1, 40), (2, 40), (2, 31), (3, 31)])
+def test_wasserstein_scales_with_the_data(scale: float, p: int, m: int) -> None:
+    """Issue 13: data at 1e-7 gave W2 off by 45 %; 1e154 overflowed. W_p(s x, s y) = s W_p."""
+    x, y = cloud(40, 2, 3), cloud(m, 2, 4) + 1
+    metric = "sqeuclidean" if p == 2 else "euclidean"
+    cost = ot.dist(x.numpy(), y.numpy(), metric=metric) ** (1 if p == 2 else p)
+    expected = ot.emd2(ot.unif(40), ot.unif(m), cost, numItermax=10**7) ** (1 / p)
+    assert wasserstein(x * scale, y * scale, p=p) == pytest.approx(scale * expected, rel=1e-9)
+
+
 def test_weighted_and_errors() -> None:
     x = torch.tensor([[0.0], [1.0]], dtype=torch.float64)
     y = torch.tensor([[0.0]], dtype=torch.float64)

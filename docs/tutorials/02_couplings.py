@@ -29,7 +29,6 @@ import numpy as np
 import ot
 import torch
 
-import sbflow
 from sbflow.couplings import ExactOT, PartialOT, Sinkhorn, UnbalancedSinkhorn
 
 QUICK = os.environ.get("SBFLOW_QUICK", "0") == "1"
@@ -195,59 +194,33 @@ print("pixels:", source_px.shape[0], "source,", target_px.shape[0], "target")
 
 # %% [markdown]
 # Coupling all 65 536 × 60 000 pixels is unnecessary: the palette is well described by a
-# random subset. We couple `k` pixels of each image, exactly and entropically.
-
-# %%
-k = 600 if QUICK else 2000
-xs = source_px[torch.randperm(source_px.shape[0], generator=g)[:k]]
-xt = target_px[torch.randperm(target_px.shape[0], generator=g)[:k]]
-
-exact = sbflow.couple(xs, xt, method="exact")
-entropic = sbflow.couple(xs, xt, method="sinkhorn", reg=0.01)
-print(exact)
-print(entropic)
-
-# %% [markdown]
-# To recolour *every* pixel we need the map outside the `k` coupled samples.
+# random subset. `OTMap` (a scikit-learn style estimator) couples `max_samples` random pixels
+# of each image in `fit`, and `transform` maps *every* pixel, also those outside the coupled
+# sample:
 #
-# - For the exact plan, each pixel takes the displacement of its nearest coupled source colour.
-# - For the entropic plan, the Sinkhorn potential $g$ defines the map everywhere: the plan is
+# - for the exact plan, each pixel moves by the displacement of its nearest coupled source
+#   colour (the convention of POT's `ot.da.EMDTransport`);
+# - for the entropic plan, the Sinkhorn potential $g$ defines the map everywhere: the plan is
 #   $P_{ij} = a_i b_j \exp\big((f_i + g_j - C_{ij})/\mathrm{reg}\big)$, so the conditional law
 #   of the target given a source colour $x$ is a softmax over $j$ of
 #   $(g_j - \lVert x - y_j \rVert^2)/\mathrm{reg} + \log b_j$, and its mean is the entropic map
 #   $T(x)$. On the coupled samples it equals `barycentric_projection`.
-
+#
+# Both are two calls, `fit` and `transform` (the same maps are `Coupling.transform` on any
+# coupling).
 
 # %%
-def entropic_map(coupling, targets, x, chunk=16384):
-    _, g_pot = coupling.potentials
-    log_b = coupling.b.log()
-    out = []
-    for xc in x.split(chunk):
-        logits = (g_pot - torch.cdist(xc, targets) ** 2) / coupling.reg + log_b
-        out.append(torch.softmax(logits, dim=1) @ targets)
-    return torch.cat(out)
+from sbflow.estimators import OTMap
 
-
-def nearest_displacement(coupling, sources, targets, x, chunk=16384):
-    i, j = coupling.pairs()
-    shift = targets[j] - sources[i]
-    out = []
-    for xc in x.split(chunk):
-        nearest = torch.cdist(xc, sources[i]).argmin(dim=1)
-        out.append(xc + shift[nearest])
-    return torch.cat(out)
-
-
-check = entropic_map(entropic, xt, xs)
-print(
-    "entropic map on the samples = barycentric projection:",
-    torch.allclose(check, entropic.barycentric_projection(xt), atol=1e-4),
-)
+k = 600 if QUICK else 2000
+exact = OTMap("exact", max_samples=k).fit(source_px, target_px)
+entropic = OTMap("sinkhorn", reg=0.01, max_samples=k).fit(source_px, target_px)
+print(exact.coupling_)
+print(entropic.coupling_)
 
 recoloured = {
-    "exact OT": nearest_displacement(exact, xs, xt, source_px),
-    "entropic OT (reg = 0.01)": entropic_map(entropic, xt, source_px),
+    "exact OT": exact.transform(source_px),
+    "entropic OT (reg = 0.01)": entropic.transform(source_px),
 }
 
 # %%
@@ -298,6 +271,7 @@ plt.show()
 #   `"partial"`; every result says whether it converged and how far its marginals are off.
 # - Use `rel_reg` (relative to the mean cost) unless you know `reg` in cost units; for a
 #   Schrödinger bridge with noise σ, `reg = 2σ²`.
-# - Use `pairs()` to draw pairs and `barycentric_projection()` for a deterministic map; neither
-#   needs the dense matrix of `plan()` (see
+# - Use `pairs()` to draw pairs, `barycentric_projection()` for a deterministic map of the
+#   coupled points and `transform()` / `OTMap` for new points; none needs the dense matrix of
+#   `plan()` (see
 #   [GPU and large couplings](../../how-to/gpu-and-large-couplings/)).

@@ -132,8 +132,9 @@ for name, g_diff in [("ODE (g = 0)", 0.0), ("SDE, g = Ïƒ", sigma), ("SDE, g = 2Ï
 # ## Learning the bridge from samples
 #
 # Now forget the closed form and learn the bridge from samples of the two Gaussians with
-# SB-CFM. `normalise=False` keeps the model in the data's units, so that `sigma` is the
-# $\sigma$ above and the learned fields can be compared with the oracle's directly.
+# SB-CFM. `sigma` is in the data's units per unit of time, so it is the $\sigma$ above
+# whatever the standardisation; `normalise=False` also keeps the *network* in the data's
+# units, so that the learned fields can be compared with the oracle's directly.
 
 # %%
 n_train = 5000 if QUICK else 20000

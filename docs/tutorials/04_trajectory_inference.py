@@ -168,6 +168,8 @@ print({k: round(v, 3) for k, v in result.items()})
 #
 # - `sbflow.fit([x_0, x_1, ...], times=[t_0, t_1, ...])` fits one flow or bridge through
 #   several snapshots; `transport(x, t_start=..., t_end=...)` and `trajectory(x, times)` take
-#   times in the same units.
+#   times in the same units (`t_start > t_end` runs backward in time). A bridge's `sigma` is
+#   in the data's units per unit of those times (per √day here); SB-CFM's default spreads by
+#   half the data's scale over the whole range.
 # - Validate trajectory inference by leaving snapshots out (`sbflow.leave_one_out`), and
 #   compare with simple baselines: the nearest snapshot and OT interpolation.

@@ -14,103 +14,69 @@
 # # The command line
 #
 # Installing sbflow installs the `sbflow` command. It covers the whole workflow without writing
-# Python: draw or read sample sets, couple them, fit a flow or a bridge, transport new samples
-# and evaluate the result. Every command reads samples from `.npy`, `.npz`, `.csv`, `.pt` or
-# `.h5ad` files or takes the name of a built-in set, checks its inputs before doing any work,
+# Python: draw or read sample sets, couple them, fit a flow or a bridge, transport new samples,
+# evaluate and plot the result. Every command reads samples from `.npy`, `.npz`, `.csv`, `.pt`
+# or `.h5ad` files or takes the name of a built-in set, checks its inputs before doing any work,
 # reports a problem as one line on stderr with exit code 2, and writes its outputs atomically.
 #
-# This page runs the real command in a subprocess, in a temporary directory. In a terminal,
-# type the same lines after `sbflow`.
+# The lines starting with `!` below are shell commands: in a terminal, type them without the
+# `!`. (`{STEPS}` is a Python variable of this page: 2000 steps, fewer when the docs are built
+# in quick mode.)
 
 # %%
-import json
 import os
-import shlex
-import shutil
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-import numpy as np
-
 QUICK = os.environ.get("SBFLOW_QUICK", "0") == "1"
 STEPS = 300 if QUICK else 2000
 
-# The `sbflow` script installed next to this Python (works without activating the venv).
-SBFLOW = shutil.which("sbflow", path=str(Path(sys.executable).parent)) or shutil.which("sbflow")
-assert SBFLOW is not None, "the sbflow command is not installed: pip install -e ."
-workdir = Path(tempfile.mkdtemp(prefix="sbflow-cli-"))
-
-
-def run(command: str) -> subprocess.CompletedProcess:
-    """Run `sbflow <command>` in the work directory and print what it prints."""
-    print(f"$ sbflow {command}")
-    result = subprocess.run(
-        [SBFLOW, *shlex.split(command)], cwd=workdir, capture_output=True, text=True
-    )
-    print(result.stdout + result.stderr, end="")
-    return result
-
-
-def sbflow(command: str) -> None:
-    """Run `sbflow <command>`; stop this page with an error if the command fails."""
-    result = run(command)
-    if result.returncode != 0:
-        raise RuntimeError(f"sbflow {command} failed with exit code {result.returncode}")
-
+# Work in a scratch directory, with the `sbflow` installed next to this Python first on the PATH.
+os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"
+os.chdir(tempfile.mkdtemp(prefix="sbflow-cli-"))
 
 # %% [markdown]
 # ## Help and built-in sample sets
 
 # %%
-sbflow("--help")
+# !sbflow --help
 
 # %%
-sbflow("datasets")
+# !sbflow datasets
 
 # %% [markdown]
 # `sbflow datasets --name NAME --out FILE` draws samples of a built-in set into a file. We make
-# a source and a target set:
+# a source and a target set for training, and held-out sets for the evaluation:
 
 # %%
-sbflow("datasets --name 8gaussians -n 2000 --seed 0 --out source.npy")
-sbflow("datasets --name moons -n 2000 --seed 1 --out target.npy")
-
-# %% [markdown]
-# Held-out samples for the evaluation can come from Python just as well; files are files:
-
-# %%
-import torch
-
-from sbflow.data import sample_dataset, save_samples
-
-g = torch.Generator().manual_seed(2)
-_ = save_samples(workdir / "source_test.npy", sample_dataset("8gaussians", 1000, generator=g))
-_ = save_samples(workdir / "target_test.npy", sample_dataset("moons", 1000, generator=g))
+# !sbflow datasets --name 8gaussians -n 2000 --seed 0 --out source.npy
+# !sbflow datasets --name moons -n 2000 --seed 1 --out target.npy
+# !sbflow datasets --name 8gaussians -n 1000 --seed 2 --out source_test.npy
+# !sbflow datasets --name moons -n 1000 --seed 3 --out target_test.npy
 
 # %% [markdown]
 # ## Couple two sample sets
 #
-# `sbflow couple` runs one of the coupling solvers and writes the pairs `(i, j)` (or, with
-# `--write plan`, the dense plan):
+# `sbflow couple` runs one of the coupling solvers and writes the pairs `(i, j)`, one row per
+# pair (or, with `--write plan`, the dense plan):
 
 # %%
-sbflow("couple source.npy target.npy pairs.npy --method exact")
-pairs = np.load(workdir / "pairs.npy")
+# !sbflow couple source.npy target.npy pairs.npy --method exact
+
+# %%
+import numpy as np
+
+pairs = np.load("pairs.npy")
 print("pairs:", pairs.shape, "| every source used once:", len(np.unique(pairs[:, 0])) == 2000)
 
 # %% [markdown]
-# ## Fit, transport, evaluate
+# ## Fit, transport, evaluate, plot
 #
-# `sbflow fit` trains a flow (here OT-CFM) between the sets and saves it in one file.
+# `sbflow fit` trains a flow (here OT-CFM) between the sets and saves it in one file:
 
 # %%
-sbflow(
-    f"fit source.npy target.npy --method ot-cfm --steps {STEPS} --seed 0 "
-    f"--out bridge.pt --no-progress"
-)
+# !sbflow fit source.npy target.npy --method ot-cfm --steps {STEPS} -o bridge.pt --no-progress
 
 # %% [markdown]
 # `sbflow transport` pushes new samples through the saved bridge; `sbflow evaluate` compares
@@ -118,24 +84,21 @@ sbflow(
 # MMD, the number of function evaluations of the adaptive ODE solver and the path energy):
 
 # %%
-sbflow("transport bridge.pt source_test.npy moved.npy")
-sbflow("evaluate bridge.pt source_test.npy target_test.npy --json metrics.json")
-metrics = json.loads((workdir / "metrics.json").read_text())
-print({k: round(v, 3) for k, v in metrics.items() if isinstance(v, float)})
+# !sbflow transport bridge.pt source_test.npy moved.npy
+# !sbflow evaluate bridge.pt source_test.npy target_test.npy --json metrics.json
+
+# %% [markdown]
+# `sbflow plot` draws the trajectories over the source and the transported samples beside the
+# target. Above two dimensions it projects on the data's first two principal components (or on
+# the features given with `--features I J`); image-shaped samples become an image grid.
 
 # %%
-src = np.load(workdir / "source_test.npy")
-moved = np.load(workdir / "moved.npy")
-tgt = np.load(workdir / "target_test.npy")
-fig, axes = plt.subplots(1, 3, figsize=(13, 4.2), sharex=True, sharey=True)
-for ax, (title, pts) in zip(
-    axes, [("source_test.npy", src), ("moved.npy", moved), ("target_test.npy", tgt)]
-):
-    ax.scatter(pts[:, 0], pts[:, 1], s=2, alpha=0.5)
-    ax.set_title(title)
-    ax.set_aspect("equal")
-fig.tight_layout()
-plt.show()
+# !sbflow plot bridge.pt --source source_test.npy --target target_test.npy -o bridge.png
+
+# %%
+from IPython.display import Image
+
+Image("bridge.png")
 
 # %% [markdown]
 # ## Errors are one line, with a hint
@@ -144,9 +107,10 @@ plt.show()
 # exits with code 2.
 
 # %%
-result = run("transport bridge.pt missing.npy out.npy")
-print("exit code:", result.returncode, "| out.npy written:", (workdir / "out.npy").exists())
-assert result.returncode == 2
+# !sbflow transport bridge.pt missing.npy out.npy || echo "exit code $?"
+
+# %%
+print("out.npy written:", Path("out.npy").exists())
 
 # %% [markdown]
 # ## Long runs: checkpoints and resuming
@@ -166,6 +130,3 @@ assert result.returncode == 2
 #
 # `sbflow demo` fits OT-CFM and SB-CFM between two built-in sets, prints their metrics and
 # writes a plot of the trajectories: the quickest way to check an installation.
-
-# %%
-shutil.rmtree(workdir)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 from sbflow.couplings.base import Coupling, CouplingSolver
@@ -47,7 +48,43 @@ def get_solver(method: str | CouplingSolver, **options: Any) -> CouplingSolver:
             f"unknown coupling method {method!r}; choose one of {sorted(SOLVERS)} or pass a "
             f"CouplingSolver instance."
         )
-    return SOLVERS[method.lower()](**options)
+    name = method.lower()
+    accepted = _options(SOLVERS[name])
+    unknown = sorted(set(options) - accepted)
+    if unknown:
+        elsewhere = {
+            opt: sorted(k for k, cls in SOLVERS.items() if opt in _options(cls)) for opt in unknown
+        }
+        where = "; ".join(
+            f"{opt!r} belongs to method {', '.join(repr(k) for k in ks)}"
+            if ks
+            else f"no method takes {opt!r}"
+            for opt, ks in elsewhere.items()
+        )
+        raise TypeError(
+            f"coupling method {name!r} has no option {', '.join(map(repr, unknown))} ({where}). "
+            f"Use the options of {name!r} ({', '.join(sorted(accepted)) or 'none'}) or choose "
+            f"another method."
+        )
+    return SOLVERS[name](**options)
+
+
+def _options(cls: type[CouplingSolver]) -> set[str]:
+    """Keyword options of a solver class, following ``**kwargs`` into its base classes."""
+    out: set[str] = set()
+    for klass in cls.__mro__:
+        init = klass.__dict__.get("__init__")
+        if init is None:
+            continue
+        params = inspect.signature(init).parameters.values()
+        out |= {
+            p.name
+            for p in params
+            if p.name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+        }
+        if not any(p.kind == p.VAR_KEYWORD for p in params):
+            break
+    return out
 
 
 def couple(

@@ -17,6 +17,7 @@ Conventions (see the concepts page of the docs):
 
 from __future__ import annotations
 
+import math
 import warnings
 from abc import ABC, abstractmethod
 from typing import Any, ClassVar
@@ -25,8 +26,10 @@ import numpy as np
 import torch
 
 from sbflow._checks import as_samples, as_weights, check_same_feature_shape
+from sbflow._memory import require_memory
 from sbflow.couplings._sampling import sample_categorical
-from sbflow.couplings._stores import PlanStore, SparseStore
+from sbflow.couplings._stores import DenseStore, PlanStore, SparseStore
+from sbflow.couplings.cost import check_cost_range
 
 __all__ = ["ConvergenceError", "ConvergenceWarning", "Coupling", "CouplingSolver"]
 
@@ -163,18 +166,28 @@ class Coupling:
         Args:
             max_bytes: Refuse (``ValueError``) when the dense plan would need more memory.
 
+        Raises:
+            ValueError: If the plan needs more than ``max_bytes``.
+            sbflow._memory.InsufficientMemoryError: If it would not fit in free memory.
+
         Example:
             >>> from sbflow.couplings import couple
             >>> couple(torch.zeros(2, 1), torch.ones(2, 1)).plan().sum().item()
             1.0
         """
         need = self.n * self.m * (torch.finfo(self.dtype).bits // 8)
+        what = f"the dense ({self.n}, {self.m}) plan"
+        alternatives = (
+            "Use pairs() or barycentric_projection(), which never build it (or sparse() for "
+            "a plan from exact or partial OT)"
+        )
         if need > max_bytes:
             raise ValueError(
-                f"the dense ({self.n}, {self.m}) plan needs {need / 2**20:.0f} MiB, more than "
-                f"max_bytes={max_bytes / 2**20:.0f} MiB. Use pairs() or "
-                f"barycentric_projection(), which never build it, or raise max_bytes."
+                f"{what} needs {need / 2**20:.0f} MiB, more than the limit of "
+                f"{max_bytes / 2**20:.0f} MiB (max_bytes). {alternatives}, or allow more "
+                f"memory through max_bytes."
             )
+        require_memory(need, what=what, hint=f"{alternatives}.", device=self.device)
         return self._store.to_dense()
 
     def sparse(self) -> torch.Tensor:
@@ -270,7 +283,10 @@ class Coupling:
         """
         y = as_samples(x1, "x1", dtype=self.dtype, device=self.device)
         if y.shape[0] != self.m:
-            raise ValueError(f"x1 has {y.shape[0]} samples but the coupling has {self.m} targets.")
+            raise ValueError(
+                f"x1 has {y.shape[0]} samples but the coupling has {self.m} targets; pass the "
+                f"targets the coupling was computed on (or features of them, one row each)."
+            )
         flat = y.reshape(self.m, -1)
         mass = self._store.row_mass()
         out = self._store.matmul(flat) / mass[:, None]
@@ -285,6 +301,50 @@ class Coupling:
             f"marginal_error={self.marginal_error:.2e}, is_permutation={self.is_permutation}, "
             f"backend={self.backend!r})"
         )
+
+    # -- out-of-sample maps (sbflow.couplings.maps) ----------------------------------------
+    support: tuple[torch.Tensor, torch.Tensor] | None = None
+    """The coupled points ``(x0, x1)``, attached by the solver that computed the plan."""
+
+    def transform(self, x: Any, *, kind: str = "auto", **options: Any) -> Any:
+        """Map new source points to the target side; see :func:`sbflow.couplings.maps.transform`.
+
+        Barycentric map with a nearest-neighbour extension (any plan), or the entropic map
+        from the potentials (``kind="auto"`` picks it for entropic plans).
+
+        Example:
+            >>> from sbflow.couplings import couple
+            >>> c = couple(torch.tensor([[0.0], [1.0]]), torch.tensor([[5.0], [6.0]]))
+            >>> c.transform(torch.tensor([[0.0], [3.0]])).tolist()
+            [[5.0], [8.0]]
+        """
+        from sbflow.couplings.maps import transform
+
+        return transform(self, x, **self._support_options(options), kind=kind)
+
+    def inverse_transform(self, y: Any, *, kind: str = "auto", **options: Any) -> Any:
+        """Map new target points back; see :func:`sbflow.couplings.maps.inverse_transform`.
+
+        Example:
+            >>> from sbflow.couplings import couple
+            >>> c = couple(torch.tensor([[0.0], [1.0]]), torch.tensor([[5.0], [6.0]]))
+            >>> c.inverse_transform(torch.tensor([[6.0]])).tolist()
+            [[1.0]]
+        """
+        from sbflow.couplings.maps import inverse_transform
+
+        return inverse_transform(self, y, **self._support_options(options), kind=kind)
+
+    def _support_options(self, options: dict[str, Any]) -> dict[str, Any]:
+        if self.support is not None:
+            options.setdefault("x0", self.support[0])
+            options.setdefault("x1", self.support[1])
+        if "x0" not in options or "x1" not in options:
+            raise ValueError(
+                "this coupling does not carry its points; pass x0=... and x1=... (the samples "
+                "it was computed on)."
+            )
+        return options
 
 
 # Relative tolerance on sum(a) == sum(b): loose enough for weights normalised in float32.
@@ -306,6 +366,14 @@ class CouplingSolver(ABC):
     Dtype: the common floating dtype of ``x0`` and ``x1`` (float16/bfloat16 are computed and
     returned in float32); the device is the inputs' device.
 
+    Couplings are not differentiable: inputs that require gradients are detached (the plan
+    of exact OT is piecewise constant in the samples; use a loss on the pairs instead).
+
+    Guarantees (see the "Errors and guarantees" page): inputs, options and the range of the
+    costs are checked before solving, the memory of every dense ``(n, m)`` allocation
+    against what is free, and a plan with NaN or infinite entries is never returned
+    (:class:`ConvergenceError`, whether or not the solver is ``strict``).
+
     Labels: with ``y0`` and ``y1``, pairs only form within a class. Every class must occur on
     both sides. Each class keeps the source mass it has in ``a``; for balanced solvers the
     target weights of the class are rescaled to that mass (so a class that is 30 % of the
@@ -322,6 +390,38 @@ class CouplingSolver(ABC):
     balanced: ClassVar[bool] = True
     strict: bool = False
 
+    def describe(self) -> dict[str, Any]:
+        """The solver as ``{"name": ..., <constructor argument>: value, ...}`` (JSON-like).
+
+        Read from the constructor's signature and the attributes of the same name, so two
+        solvers built alike describe themselves alike in any process (unlike ``repr``, which
+        holds a memory address). Run metadata and saved files use it.
+
+        Example:
+            >>> from sbflow.couplings import Sinkhorn
+            >>> Sinkhorn(reg=0.5).describe()["reg"]
+            0.5
+        """
+        import inspect
+
+        out: dict[str, Any] = {"name": self.name}
+        params = [  # subclasses that pass **kwargs on: their bases' arguments count too
+            p
+            for cls in type(self).__mro__
+            if "__init__" in vars(cls) and cls is not object
+            for p in inspect.signature(vars(cls)["__init__"]).parameters.values()
+        ]
+        for p in params:
+            if p.name in out or p.name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            value = getattr(self, p.name, p.default)
+            if value is inspect.Parameter.empty:
+                continue
+            if not (value is None or isinstance(value, (bool, int, float, str))):
+                value = repr(value) if type(value).__repr__ is not object.__repr__ else None
+            out[p.name] = value
+        return out
+
     def __call__(
         self,
         x0: Any,
@@ -333,8 +433,9 @@ class CouplingSolver(ABC):
         y1: Any = None,
     ) -> Coupling:
         """Couple ``x0`` ``(n, *dims)`` with ``x1`` ``(m, *dims)``; see the class docstring."""
-        s0 = as_samples(x0, "x0")
-        s1 = as_samples(x1, "x1")
+        # couplings are not differentiable: gradients never flow through a plan
+        s0 = as_samples(x0, "x0").detach()
+        s1 = as_samples(x1, "x1").detach()
         dtype = torch.promote_types(s0.dtype, s1.dtype)
         if torch.finfo(dtype).bits < 32:
             dtype = torch.float32
@@ -342,11 +443,29 @@ class CouplingSolver(ABC):
         check_same_feature_shape(s0, s1)
         n, m = s0.shape[0], s1.shape[0]
         f0, f1 = s0.reshape(n, -1), s1.reshape(m, -1)
+        cost_dtype = self._cost_dtype(dtype)
+        top = check_cost_range(f0, f1, cost_dtype)
         wa, wb = self._weights(a, b, n, m, f0)
+        mass = max(float(wa.sum()), float(wb.sum()))
+        if top * mass > torch.finfo(cost_dtype).max / 2:
+            raise ValueError(
+                f"the transport cost (total mass {mass:.1e} times squared distances up to "
+                f"{top:.1e}) can exceed the largest {str(cost_dtype).replace('torch.', '')} "
+                f"number. Divide the weights a and b by a common factor (the plan scales with "
+                f"them), or rescale the samples."
+            )
         options = self._resolve(f0, f1, wa, wb)
         if y0 is None and y1 is None:
-            return self._solve(f0, f1, wa, wb, **options)
-        return self._solve_labelled(f0, f1, wa, wb, y0, y1, options)
+            result = self._solve(f0, f1, wa, wb, **options)
+        else:
+            result = self._solve_labelled(f0, f1, wa, wb, y0, y1, options)
+        _check_finite_result(result)
+        result.support = (s0, s1)  # for transform / inverse_transform of new points
+        return result
+
+    def _cost_dtype(self, dtype: torch.dtype) -> torch.dtype:
+        """The dtype the solver computes costs in, for inputs of ``dtype``."""
+        return dtype
 
     def _resolve(
         self, x0: torch.Tensor, x1: torch.Tensor, a: torch.Tensor, b: torch.Tensor
@@ -430,6 +549,33 @@ class CouplingSolver(ABC):
                 b_out[i1] = bk
             parts.append((i0, i1, self._solve(x0[i0], x1[i1], ak, bk, **options)))
         return _assemble(parts, n, m, a, b_out, x0)
+
+
+def _check_finite_result(c: Coupling) -> None:
+    """Raise :class:`ConvergenceError` if a coupling holds non-finite numbers.
+
+    A plan with NaN or infinite entries is not a coupling under any tolerance, so this
+    raises whether or not the solver is ``strict``.
+    """
+    values = [c.cost, c.marginal_error]
+    store = c._store
+    if isinstance(store, DenseStore | SparseStore):
+        # cheap: these stores hold their entries already
+        vals = store.plan if isinstance(store, DenseStore) else store.v
+        values.append(float(vals.sum()))
+    if all(math.isfinite(v) for v in values):
+        return
+    if c.reg is not None:
+        raise ConvergenceError(
+            f"{c.method}: the entropic plan holds NaN or infinite values: reg={c.reg:.3g} is "
+            f"too small for costs of this size (exp(-cost / reg) leaves the floating-point "
+            f"range). Use a larger reg, or a relative one (rel_reg=0.05 sets reg to 5% of the "
+            f"mean cost), float64 samples, or method='exact' for unregularised OT."
+        )
+    raise ConvergenceError(
+        f"{c.method}: the solver returned NaN or infinite values (cost={c.cost}); this is a "
+        f"solver failure, not an input error: please report it with the data."
+    )
 
 
 def _labels(y: Any, n: int, name: str) -> np.ndarray:

@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
+from sbflow._checks import check_bool, check_positive_int
+from sbflow._memory import require_memory
 from sbflow.couplings._auction import auction_assignment
-from sbflow.couplings._pot import pot
+from sbflow.couplings._network_simplex import BYTES_PER_ENTRY, network_simplex
 from sbflow.couplings._stores import SparseStore
 from sbflow.couplings.base import Coupling, CouplingSolver
-from sbflow.couplings.cost import sq_euclidean
+from sbflow.couplings.cost import DENSE_HINT, sq_euclidean
 
 __all__ = ["ExactOT", "marginal_error"]
 
@@ -36,6 +37,15 @@ def _is_uniform(w: torch.Tensor) -> bool:
     return bool((w == w[0]).all())
 
 
+def _simplex_advice(out_of_iterations: bool, max_iter: int) -> str:
+    if out_of_iterations:
+        return f"Raise max_iter (now {max_iter})."
+    return (
+        "This is a solver failure, not an input error: please report it with the data. "
+        "method='sinkhorn' with a small rel_reg is an approximate alternative."
+    )
+
+
 class ExactOT(CouplingSolver):
     """Exact optimal transport for the squared Euclidean cost, kept sparse.
 
@@ -53,8 +63,12 @@ class ExactOT(CouplingSolver):
     * general weights: POT's network simplex (``ot.emd``); the plan has at most ``n + m − 1``
       nonzeros and is stored sparse.
 
-    The result is always checked: a run that used up ``max_iter`` returns ``converged=False``
-    with a :class:`~sbflow.couplings.ConvergenceWarning` (or raises
+    The network simplex runs on a normalised copy of the problem (masses summing to one,
+    costs at most one; POT's fixed tolerances fail on tiny costs or extreme masses) and its
+    answer is verified against the optimality conditions (marginals, dual feasibility
+    ``u_i + v_j ≤ C_ij``, complementary slackness). A run that used up ``max_iter`` or
+    fails the check returns ``converged=False`` with a
+    :class:`~sbflow.couplings.ConvergenceWarning` (or raises
     :class:`~sbflow.couplings.ConvergenceError` with ``strict=True``). Potentials are the
     duals ``(u, v)`` with ``u_i + v_j ≤ C_ij`` (``None`` for 1-D sorting); ``n_iter`` counts
     auction bids (``0`` for the network simplex).
@@ -79,13 +93,14 @@ class ExactOT(CouplingSolver):
     def __init__(
         self, *, max_iter: int = 100_000_000, strict: bool = False, solver: str = "auto"
     ) -> None:
-        if int(max_iter) != max_iter or max_iter < 1:
-            raise ValueError(f"max_iter must be a positive integer; got {max_iter!r}.")
+        self.max_iter = check_positive_int(max_iter, "max_iter")
         if solver not in _SOLVERS:
             raise ValueError(f"solver must be one of {_SOLVERS}; got {solver!r}.")
-        self.max_iter = int(max_iter)
-        self.strict = bool(strict)
+        self.strict = check_bool(strict, "strict")
         self.solver = solver
+
+    def _cost_dtype(self, dtype: torch.dtype) -> torch.dtype:
+        return torch.float64
 
     def _solve(
         self, x0: torch.Tensor, x1: torch.Tensor, a: torch.Tensor, b: torch.Tensor, **options: Any
@@ -100,16 +115,28 @@ class ExactOT(CouplingSolver):
             )
         if x0.shape[1] == 1:
             return self._solve_1d(x0, x1, a, b, square)
-        cost = sq_euclidean(x0.double(), x1.double())
         if square and self.solver != "network-simplex":
+            cost = sq_euclidean(x0.double(), x1.double())
             return self._solve_auction(x0, a, b, cost)
-        plan, u, v, ok, msg = self._emd(a, b, cost)
-        rows, cols = np.nonzero(plan)
-        vals = plan[rows, cols]
-        is_perm = square and rows.size == n and np.array_equal(np.sort(cols), np.arange(n))
+        require_memory(
+            n * m * (8 + BYTES_PER_ENTRY),
+            what=f"exact OT (network simplex) on a ({n}, {m}) problem",
+            hint=DENSE_HINT,
+        )
+        cost = sq_euclidean(x0.double(), x1.double()).cpu().numpy()
+        sol = network_simplex(
+            a.double().cpu().numpy(), b.double().cpu().numpy(), cost, max_iter=self.max_iter
+        )
+        rows, cols = np.nonzero(sol.plan)
+        vals = sol.plan[rows, cols]
+        is_perm = (
+            sol.optimal
+            and square
+            and rows.size == n
+            and np.array_equal(np.sort(cols), np.arange(n))
+        )
         if is_perm:
             vals = np.full(n, float(a[0]))
-        total = float((cost.cpu().numpy()[rows, cols] * vals).sum())
         store = SparseStore(
             torch.as_tensor(rows, device=x0.device),
             torch.as_tensor(cols, device=x0.device),
@@ -117,19 +144,19 @@ class ExactOT(CouplingSolver):
             n,
             m,
         )
-        if not ok:
+        if not sol.optimal:
             self._warn_or_raise(
-                f"exact OT (network simplex) stopped before optimality ({msg}); the plan is "
-                f"feasible but suboptimal. Raise max_iter (now {self.max_iter})."
+                f"exact OT (network simplex) did not return a verified optimum: {sol.reason}. "
+                + _simplex_advice(sol.out_of_iterations, self.max_iter)
             )
         return self._result(
             store,
             a,
             b,
             like=x0,
-            total=total,
-            duals=(u, v),
-            converged=ok,
+            total=sol.total,
+            duals=(sol.u, sol.v),
+            converged=sol.optimal,
             n_iter=0,
             is_perm=is_perm,
             marg_error=0.0 if is_perm else marginal_error(store, a, b),
@@ -194,22 +221,6 @@ class ExactOT(CouplingSolver):
             marg_error=0.0,
             backend="auction",
         )
-
-    def _emd(
-        self, a: torch.Tensor, b: torch.Tensor, cost: torch.Tensor
-    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, bool, str]:
-        ot = pot()
-        an = a.detach().double().cpu().numpy()
-        bn = b.detach().double().cpu().numpy()
-        bn = bn * (an.sum() / bn.sum())
-        with warnings.catch_warnings():
-            # the result code is checked below and reported as a ConvergenceWarning/Error
-            warnings.filterwarnings("ignore", message="numItermax reached")
-            plan, log = ot.emd(
-                an, bn, cost.detach().cpu().numpy(), numItermax=self.max_iter, log=True
-            )
-        ok = int(log["result_code"]) == 1
-        return plan, np.asarray(log["u"]), np.asarray(log["v"]), ok, str(log["warning"])
 
     def _solve_1d(
         self,

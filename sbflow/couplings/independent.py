@@ -6,6 +6,7 @@ from typing import Any
 
 import torch
 
+from sbflow._checks import check_bool
 from sbflow.couplings._stores import OuterStore
 from sbflow.couplings.base import Coupling, CouplingSolver
 
@@ -33,7 +34,7 @@ class IndependentCoupling(CouplingSolver):
     balanced = True
 
     def __init__(self, *, permute: bool = True) -> None:
-        self.permute = bool(permute)
+        self.permute = check_bool(permute, "permute")
 
     def _solve(
         self, x0: torch.Tensor, x1: torch.Tensor, a: torch.Tensor, b: torch.Tensor, **options: Any

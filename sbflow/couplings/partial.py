@@ -3,19 +3,24 @@
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
 
-from sbflow._checks import check_positive, check_unit_interval
-from sbflow.couplings._pot import pot
+from sbflow._checks import (
+    check_bool,
+    check_positive,
+    check_positive_int,
+    check_unit_interval,
+)
+from sbflow._memory import require_memory
+from sbflow.couplings._network_simplex import BYTES_PER_ENTRY, network_simplex
 from sbflow.couplings._sinkhorn_core import DenseOps, default_tol, stabilized_sinkhorn
 from sbflow.couplings._stores import DenseStore, SparseStore
 from sbflow.couplings.base import Coupling, CouplingSolver
-from sbflow.couplings.cost import REG_SCALES, cost_scale, sq_euclidean
-from sbflow.couplings.exact import marginal_error
+from sbflow.couplings.cost import DENSE_HINT, REG_SCALES, cost_scale, sq_euclidean
+from sbflow.couplings.exact import _simplex_advice, marginal_error
 
 __all__ = ["PartialOT"]
 
@@ -26,11 +31,14 @@ class PartialOT(CouplingSolver):
     Solves ``min <C, P>`` over ``P ≥ 0`` with ``P1 ≤ a``, ``Pᵀ1 ≤ b``, ``sum(P) = s``. The
     problem is rewritten as balanced OT with one dummy point on each side (the dummy source
     has mass ``sum(b) − s`` and the dummy target ``sum(a) − s``, both at zero cost to every
-    real point and forbidden to each other); this is exact for the linear program. ``mass=1``
-    with equal total masses is balanced OT.
+    real point; between the two dummies the entropic problem forbids transport and the exact
+    one charges ``2·max C``, which no optimum pays); this is exact for the linear program.
+    ``mass=1`` with equal total masses is balanced OT.
 
     * Exact (default, ``reg`` and ``rel_reg`` both ``None``): network simplex on the extended
-      problem (POT ``ot.emd``, result code checked); the plan is stored sparse.
+      problem (POT ``ot.emd`` on a normalised copy, its answer verified against the
+      optimality conditions, as for :class:`~sbflow.couplings.ExactOT`); the plan is stored
+      sparse.
     * Entropic (``reg`` or ``rel_reg`` given): annealed log-domain Sinkhorn on the extended
       problem, with the entropy taken relative to the extended weights. This is not the same
       objective as POT's ``entropic_partial_wasserstein``; both tend to exact partial OT as
@@ -79,10 +87,11 @@ class PartialOT(CouplingSolver):
         self.tol = None if tol is None else check_positive(tol, "tol")
         self.entropic = self.reg is not None or self.rel_reg is not None
         default = 10_000 if self.entropic else 100_000_000
-        self.max_iter = default if max_iter is None else int(max_iter)
-        if self.max_iter < 1:
-            raise ValueError(f"max_iter must be a positive integer; got {max_iter!r}.")
-        self.strict = bool(strict)
+        self.max_iter = default if max_iter is None else check_positive_int(max_iter, "max_iter")
+        self.strict = check_bool(strict, "strict")
+
+    def _cost_dtype(self, dtype: torch.dtype) -> torch.dtype:
+        return dtype if self.entropic else torch.float64
 
     def _resolve(
         self, x0: torch.Tensor, x1: torch.Tensor, a: torch.Tensor, b: torch.Tensor
@@ -115,9 +124,18 @@ class PartialOT(CouplingSolver):
         tiny = 1e-12 * max(sa, sb)
         extra_a, extra_b = sb - s, sa - s
         add_row, add_col = extra_a > tiny, extra_b > tiny
+        per_entry = 16 + BYTES_PER_ENTRY if reg is None else 4 * x0.element_size()
+        require_memory(
+            (n + 1) * (m + 1) * per_entry,
+            what=f"partial OT on a ({n}, {m}) problem",
+            hint=DENSE_HINT,
+            device=None if reg is None else x0.device,
+        )
         cost = sq_euclidean(x0.double() if reg is None else x0, x1.double() if reg is None else x1)
         ne, me = n + int(add_row), m + int(add_col)
-        big = float("inf") if reg is not None else float(cost.max()) + 1.0
+        # any positive cost keeps mass off the dummy-to-dummy entry of the exact problem
+        # (moving it through a real pair instead saves that cost); 2·max keeps the cost scale
+        big = float("inf") if reg is not None else 2.0 * float(cost.max()) or 1.0
         cext = cost.new_zeros(ne, me)
         cext[:n, :m] = cost
         if add_row and add_col:
@@ -130,24 +148,20 @@ class PartialOT(CouplingSolver):
         return self._entropic(x0, a, b, cost, cext, aext, bext, reg, eps_start)
 
     def _exact(self, x0, a, b, cost, cext, aext, bext) -> Coupling:
-        ot = pot()
         n, m = cost.shape
-        an, bn = aext.cpu().numpy(), bext.cpu().numpy()
-        bn = bn * (an.sum() / bn.sum())
-        with warnings.catch_warnings():
-            # the result code is checked below and reported as a ConvergenceWarning/Error
-            warnings.filterwarnings("ignore", message="numItermax reached")
-            plan, log = ot.emd(an, bn, cext.cpu().numpy(), numItermax=self.max_iter, log=True)
-        ok = int(log["result_code"]) == 1
-        if not ok:
-            self._warn_or_raise(
-                f"partial OT (network simplex) stopped before optimality ({log['warning']}). "
-                f"Raise max_iter (now {self.max_iter})."
-            )
-        ext_err = marginal_error(
-            DenseStore(torch.as_tensor(plan)), torch.as_tensor(an), torch.as_tensor(bn)
+        sol = network_simplex(
+            aext.cpu().numpy(), bext.cpu().numpy(), cext.cpu().numpy(), max_iter=self.max_iter
         )
-        real = plan[:n, :m]
+        if not sol.optimal:
+            self._warn_or_raise(
+                f"partial OT (network simplex) did not return a verified optimum: "
+                f"{sol.reason}. {_simplex_advice(sol.out_of_iterations, self.max_iter)}"
+            )
+        bext_scaled = bext * (aext.sum() / bext.sum())
+        ext_err = marginal_error(
+            DenseStore(torch.as_tensor(sol.plan)), aext.cpu(), bext_scaled.cpu()
+        )
+        real = sol.plan[:n, :m]
         rows, cols = np.nonzero(real)
         vals = real[rows, cols]
         store = SparseStore(
@@ -157,15 +171,16 @@ class PartialOT(CouplingSolver):
             n,
             m,
         )
-        u = torch.as_tensor(np.asarray(log["u"])[:n], dtype=x0.dtype).to(x0.device)
-        v = torch.as_tensor(np.asarray(log["v"])[:m], dtype=x0.dtype).to(x0.device)
+        u = torch.as_tensor(sol.u[:n], dtype=x0.dtype).to(x0.device)
+        v = torch.as_tensor(sol.v[:m], dtype=x0.dtype).to(x0.device)
+        cost_np = cost.cpu().numpy()
         return Coupling(
             store,
             a=a,
             b=b,
             method=self.name,
-            cost=float((cost.cpu().numpy()[rows, cols] * vals).sum()),
-            converged=ok,
+            cost=float((cost_np[rows, cols] * vals).sum()),
+            converged=sol.optimal,
             marginal_error=ext_err * float(aext.sum()) / float(a.sum()),
             potentials=(u, v),
             backend="pot",

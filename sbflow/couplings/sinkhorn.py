@@ -13,7 +13,7 @@ from sbflow.couplings._sinkhorn_core import (
     DenseOps,
     KeOpsOps,
     SinkhornResult,
-    default_tol,
+    attainable_tol,
     log_sinkhorn,
     stabilized_sinkhorn,
 )
@@ -21,10 +21,20 @@ from sbflow.couplings._stores import DenseStore, GibbsStore
 from sbflow.couplings.base import Coupling, CouplingSolver
 from sbflow.couplings.cost import REG_SCALES, cost_scale, sq_euclidean
 
-__all__ = ["KEOPS_THRESHOLD", "Sinkhorn", "UnbalancedSinkhorn"]
+__all__ = ["KEOPS_THRESHOLD", "MINIBATCH_TOL", "Sinkhorn", "UnbalancedSinkhorn"]
 
 KEOPS_THRESHOLD = 25_000_000
 """``backend="auto"`` uses KeOps when it works and ``n·m`` exceeds this."""
+
+MINIBATCH_TOL = 1e-3
+"""Marginal tolerance for per-batch plans in training (``Sinkhorn(tol=MINIBATCH_TOL)``).
+
+The plan of a training batch only serves to draw one pair per source. A relative L1 marginal
+error of ``1e-3`` moves 0.1 % of the mass (the plan itself moves by about twice that), far
+below the sampling noise of the batch: drawing 256 targets from exact marginals already
+leaves an L1 deviation of about 0.7 between the drawn and the uniform column counts. At small
+``reg`` against the cost it needs 2–4 times fewer sweeps than the float32 default ``1e-4``.
+"""
 
 _BACKENDS = ("auto", "dense", "keops")
 
@@ -44,7 +54,12 @@ class Sinkhorn(CouplingSolver):
 
     Iterations start at ``eps = mean(C)`` (when ``anneal``) and halve it (``anneal_factor``)
     every ``stage_iters`` sweeps down to ``reg``; then they run until the relative L1 marginal
-    error is ≤ ``tol`` (default ``1e-6`` in float64, ``1e-4`` in float32). Running out of
+    error is ≤ ``tol`` (default ``1e-6`` in float64, ``1e-4`` in float32, loosened to
+    ``2·eps_dtype·max(C)/reg`` where the dtype cannot resolve more; see
+    :func:`~sbflow.couplings._sinkhorn_core.attainable_tol`). Balanced problems are
+    over-relaxed at ``eps = reg`` (successive over-relaxation with a measured step, see
+    :func:`~sbflow.couplings._sinkhorn_core.stabilized_sinkhorn`). For the plan of a
+    training batch, ``tol=MINIBATCH_TOL`` (``1e-3``) is plenty. Running out of
     ``max_iter`` sweeps gives ``converged=False`` and a
     :class:`~sbflow.couplings.ConvergenceWarning` (:class:`~sbflow.couplings.ConvergenceError`
     with ``strict=True``).
@@ -177,9 +192,12 @@ class Sinkhorn(CouplingSolver):
         eps_start: float,
         **options: Any,
     ) -> Coupling:
-        tol = self.tol if self.tol is not None else default_tol(x0.dtype)
         shift = 0.5 * (x0.mean(0) + x1.mean(0))
         y0, y1 = x0 - shift, x1 - shift
+        tol = self.tol
+        if tol is None:  # bound on the largest cost entry, (max‖y0‖ + max‖y1‖)²
+            top = float(y0.norm(dim=1).max() + y1.norm(dim=1).max()) ** 2
+            tol = attainable_tol(x0.dtype, top, reg)
         log_a, log_b = torch.log(a), torch.log(b)
         backend = self._pick_backend(x0.shape[0], x1.shape[0])
         res = None

@@ -6,6 +6,7 @@ Example:
     torch.Size([4, 2])
 """
 
+from sbflow.data.images import pixels, unpixels
 from sbflow.data.io import SAMPLE_SUFFIXES, atomic_path, load_samples, save_samples, subsample
 from sbflow.data.toy import DATASETS, DatasetInfo, dataset_names, sample_dataset
 
@@ -16,7 +17,9 @@ __all__ = [
     "atomic_path",
     "dataset_names",
     "load_samples",
+    "pixels",
     "sample_dataset",
     "save_samples",
     "subsample",
+    "unpixels",
 ]

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
+import stat
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,21 +22,104 @@ import torch
 from sbflow._checks import as_samples
 from sbflow.data.toy import DATASETS, sample_dataset
 
-__all__ = ["SAMPLE_SUFFIXES", "atomic_path", "load_samples", "save_samples", "subsample"]
+__all__ = [
+    "SAMPLE_SUFFIXES",
+    "atomic_path",
+    "check_writable",
+    "load_samples",
+    "remove_temp_files",
+    "save_samples",
+    "subsample",
+]
 
 SAMPLE_SUFFIXES = (".npy", ".npz", ".csv", ".pt", ".pth", ".h5ad")
 
 DEFAULT_N = 10_000
 
 
+def _umask() -> int:
+    """The process umask, read without changing it where the platform allows."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    mask = os.umask(0o022)  # elsewhere: read by setting, then restore at once
+    os.umask(mask)
+    return mask
+
+
+def _fsync_directory(directory: Path) -> None:
+    # Makes the rename itself durable; some platforms and file systems cannot open or sync a
+    # directory, and there the rename is as durable as the file system makes it.
+    with contextlib.suppress(OSError):
+        fd = os.open(directory, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def check_writable(path: str | os.PathLike[str], what: str = "output file") -> Path:
+    """Check, before any long work, that ``path`` can be written by :func:`atomic_path`.
+
+    The nearest existing ancestor of ``path`` must be a writable directory (missing
+    directories are created on writing), and an existing ``path`` must be a file that is not
+    read-only: sbflow refuses to replace a read-only file, as ``cp`` does.
+
+    Args:
+        path: The file to be written.
+        what: What the file is, for messages.
+
+    Returns:
+        ``path`` as a :class:`~pathlib.Path`.
+
+    Raises:
+        ValueError: If ``path`` is a directory or a parent is not a directory.
+        PermissionError: If the file is read-only or its directory is not writable.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> check_writable(pathlib.Path(tempfile.mkdtemp()) / "new" / "x.npy").name
+        'x.npy'
+    """
+    final = Path(path)
+    if final.is_dir():
+        raise ValueError(f"{what} {final} is a directory; give a file name.")
+    if final.exists():
+        mode = final.stat().st_mode
+        if not mode & stat.S_IWUSR or not os.access(final, os.W_OK):
+            raise PermissionError(
+                f"{what} {final} exists and is read-only; sbflow does not replace read-only "
+                f"files: remove it or make it writable (chmod u+w) first, or choose another name."
+            )
+    ancestor = final.parent if str(final.parent) else Path(".")
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise ValueError(f"cannot write {what} {final}: {ancestor} is not a directory.")
+    if not os.access(ancestor, os.W_OK | os.X_OK):
+        raise PermissionError(
+            f"cannot write {what} {final}: no permission to create files in {ancestor}; choose "
+            f"another location."
+        )
+    return final
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it onto ``path`` only on success.
 
-    Readers never see a half-written file: the data goes to a temporary file in the same
-    directory, which :func:`os.replace` renames atomically once the block exits cleanly. On an
-    exception (including ``KeyboardInterrupt``) the temporary file is removed and ``path`` is
-    left untouched.
+    Readers never see a half-written file: the data goes to a hidden temporary file
+    ``.NAME.XXXXXXXX.tmp`` in the same directory (created if missing), which is flushed to
+    disk (fsync), renamed atomically onto ``path`` with :func:`os.replace` once the block
+    exits cleanly, after which the directory is synced too. On an exception (including
+    ``KeyboardInterrupt``) the temporary file is removed and ``path`` is left untouched; only
+    a hard kill can leave the temporary file behind (:func:`remove_temp_files` cleans it).
+
+    The new file gets the mode ``0o666`` less the umask, or keeps the mode of the file it
+    replaces; a read-only ``path`` is not replaced (see :func:`check_writable`). Errors name
+    ``path``, not the temporary file.
 
     Example:
         >>> import tempfile, pathlib
@@ -44,18 +129,62 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         >>> target.read_text()
         'done'
     """
-    final = Path(path)
+    final = check_writable(path, "file")
     directory = final.parent if str(final.parent) else Path(".")
-    directory.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=directory)
+    mode = stat.S_IMODE(final.stat().st_mode) if final.exists() else 0o666 & ~_umask()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp", dir=directory)
+    except OSError as err:
+        raise type(err)(f"cannot write {final}: {err.strerror or err}") from err
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
-        os.replace(tmp, final)
+        try:
+            fd = os.open(tmp, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.chmod(tmp, mode)
+            os.replace(tmp, final)
+        except OSError as err:
+            raise type(err)(f"cannot write {final}: {err.strerror or err}") from err
+        _fsync_directory(directory)
     finally:
         with contextlib.suppress(FileNotFoundError):
             tmp.unlink()
+
+
+def remove_temp_files(path: str | os.PathLike[str]) -> list[Path]:
+    """Delete the temporary files that :func:`atomic_path` left next to ``path`` when killed.
+
+    Only names of :func:`atomic_path`'s own pattern (``.NAME.XXXXXXXX.tmp``) are touched. Call
+    it only when no other process can be writing ``path`` (for a run directory: under its
+    lock, see :mod:`sbflow.training.lock`).
+
+    Returns:
+        The files removed.
+
+    Example:
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> _ = (d / ".c.pt.ab_c1234.tmp").write_text("half")
+        >>> [p.name for p in remove_temp_files(d / "c.pt")]
+        ['.c.pt.ab_c1234.tmp']
+    """
+    final = Path(path)
+    directory = final.parent if str(final.parent) else Path(".")
+    pattern = re.compile(rf"\.{re.escape(final.name)}\.[A-Za-z0-9_]{{8}}\.tmp")
+    removed = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for entry in directory.iterdir():
+            if pattern.fullmatch(entry.name) and entry.is_file() and not entry.is_symlink():
+                with contextlib.suppress(FileNotFoundError):
+                    entry.unlink()
+                    removed.append(entry)
+    return removed
 
 
 def subsample(

@@ -97,8 +97,11 @@ class DatasetInfo:
         sampler: ``sampler(n, generator, dim) -> Tensor`` in float64.
 
     Example:
-        >>> DATASETS["moons"].default_dim
-        2
+        >>> info = DATASETS["normal"]
+        >>> info.default_dim, info.any_dim
+        (2, True)
+        >>> info.sampler(4, torch.Generator().manual_seed(0), 3).shape
+        torch.Size([4, 3])
     """
 
     name: str
@@ -170,8 +173,13 @@ def sample_dataset(
 
     Example:
         >>> x = sample_dataset("moons", 100, generator=torch.Generator().manual_seed(0))
-        >>> x.shape
-        torch.Size([100, 2])
+        >>> x.shape, x.dtype
+        (torch.Size([100, 2]), torch.float32)
+        >>> y = sample_dataset("moons", 100, generator=torch.Generator().manual_seed(0))
+        >>> torch.equal(x, y)  # seeded: the same points again
+        True
+        >>> sample_dataset("normal", 3, dim=5, dtype=torch.float64).shape
+        torch.Size([3, 5])
     """
     if not isinstance(name, str):
         raise TypeError(f"dataset name must be a string; got {type(name).__name__}.")

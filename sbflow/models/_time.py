@@ -75,7 +75,9 @@ class FourierTime(nn.Module):
         n_frequencies: Number of frequencies (0: the embedding is ``t`` alone).
 
     Example:
-        >>> FourierTime(2)(torch.zeros(5)).shape
+        >>> FourierTime(1)(torch.tensor([0.125])).round(decimals=4).tolist()  # t, sin 2πt, cos 2πt
+        [[0.125, 0.7071, 0.7071]]
+        >>> FourierTime(2)(torch.zeros(5)).shape  # 1 + 2 · 2 features
         torch.Size([5, 5])
     """
 

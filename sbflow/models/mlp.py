@@ -47,7 +47,9 @@ def _selu_init_(module: nn.Module) -> None:
     if not any(isinstance(layer, nn.SELU) for layer in module.modules()):
         return
     for layer in module.modules():
-        if isinstance(layer, nn.Linear):
+        # a meta-device build only counts parameters (sbflow.models.count_parameters), and
+        # normal_ on meta tensors imports torch._dynamo: seconds spent on nothing
+        if isinstance(layer, nn.Linear) and not layer.weight.is_meta:
             nn.init.normal_(layer.weight, 0.0, layer.in_features**-0.5)
 
 

@@ -134,9 +134,10 @@ class ProbabilityPath(ABC):
             :meth:`time_sampler`).
 
     Example:
-        >>> from sbflow.paths import LinearPath
-        >>> isinstance(LinearPath(), ProbabilityPath)
-        True
+        >>> from sbflow.paths import BrownianBridgePath, LinearPath
+        >>> paths = [LinearPath(), BrownianBridgePath(sigma=0.5)]
+        >>> [p.has_noise for p in paths], [p.std(0.5).item() for p in paths]
+        ([False, True], [0.0, 0.25])
     """
 
     t_eps: float = 0.0
@@ -170,8 +171,8 @@ class ProbabilityPath(ABC):
 
         Example:
             >>> from sbflow.paths import BrownianBridgePath
-            >>> BrownianBridgePath().time_sampler().eps > 0
-            True
+            >>> BrownianBridgePath().time_sampler()  # keeps t off the singular end points
+            UniformTime(eps=0.001)
         """
         return UniformTime(self.t_eps)
 
@@ -280,8 +281,12 @@ class AffinePath(ProbabilityPath):
             >>> from sbflow.paths import BrownianBridgePath
             >>> g = torch.Generator().manual_seed(0)
             >>> s = BrownianBridgePath(0.5).sample(torch.zeros(4, 2), torch.ones(4, 2), generator=g)
-            >>> s.xt.shape, s.score.shape, s.std.shape
-            (torch.Size([4, 2]), torch.Size([4, 2]), torch.Size([4]))
+            >>> s.xt.shape, s.std.shape
+            (torch.Size([4, 2]), torch.Size([4]))
+            >>> torch.equal(s.xt, s.t[:, None] + s.std[:, None] * s.noise)  # x_t = t·1 + σ_t ε
+            True
+            >>> torch.allclose(s.score, -s.noise / s.std[:, None])
+            True
         """
         x0, x1 = _as_pair(x0, x1)
         n = x0.shape[0]

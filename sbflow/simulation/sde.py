@@ -86,11 +86,12 @@ class BridgeSDE(torch.nn.Module):
         direction: ``"forward"`` or ``"backward"``.
 
     Example:
-        >>> import torch, torchsde
-        >>> sde = BridgeSDE(lambda x, t: torch.zeros_like(x), None, 0.0, torch.Size([3, 2]))
-        >>> y = torchsde.sdeint(sde, torch.zeros(3, 2), torch.tensor([0.0, 1.0]), dt=0.5)
-        >>> y.shape
-        torch.Size([2, 3, 2])
+        >>> import torch
+        >>> v, s = (lambda x, t: torch.ones_like(x)), (lambda x, t: -x)
+        >>> sde = BridgeSDE(v, s, 2.0, torch.Size([1, 2]), direction="backward")
+        >>> y = torch.ones(1, 2)  # backward drift: −v + (g²/2) s = −1 + 2 · (−1)
+        >>> sde.f(torch.tensor(0.0), y).tolist(), sde.g(torch.tensor(0.0), y).tolist()
+        ([[-3.0, -3.0]], [[2.0, 2.0]])
     """
 
     noise_type = "diagonal"

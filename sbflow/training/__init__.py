@@ -11,6 +11,7 @@ from sbflow.training.checkpoint import (
     load_checkpoint,
     read_state,
     save_checkpoint,
+    write_state,
 )
 from sbflow.training.ema import EMA
 from sbflow.training.logs import CSVLogger, TensorBoardLogger, tensorboard_available
@@ -32,4 +33,5 @@ __all__ = [
     "save_checkpoint",
     "step_seed",
     "tensorboard_available",
+    "write_state",
 ]

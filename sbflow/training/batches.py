@@ -8,6 +8,7 @@ batches ahead in a thread and a resumed run see exactly the batches it would hav
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ from typing import Any
 import torch
 
 from sbflow.data.toy import sample_dataset
+from sbflow.pairs import IndependentPairs, PairSource
 from sbflow.training.prefetch import step_seed
 
 __all__ = ["Normalizer", "PathBatches", "SampleSet", "concat_samples"]
@@ -41,6 +43,28 @@ class Normalizer:
 
     shift: torch.Tensor
     scale: torch.Tensor
+
+    def __post_init__(self) -> None:
+        for name in ("shift", "scale"):
+            value = getattr(self, name)
+            if not isinstance(value, torch.Tensor) or value.dim() != 1:
+                raise TypeError(
+                    f"normalizer {name} must be a 1-D tensor (one entry per feature); got "
+                    f"{type(value).__name__} {tuple(getattr(value, 'shape', ()))}."
+                )
+        if self.shift.shape != self.scale.shape:
+            raise ValueError(
+                f"normalizer shift has {self.shift.shape[0]} features but scale has "
+                f"{self.scale.shape[0]}; pass one entry per feature in both."
+            )
+        if not bool(torch.isfinite(self.shift).all()):
+            raise ValueError("normalizer shift must be finite; rescale the data.")
+        if not bool((torch.isfinite(self.scale) & (self.scale > 0)).all()):
+            raise ValueError(
+                f"normalizer scale must be finite and > 0 for every feature; got entries "
+                f"from {float(self.scale.min()):g} to {float(self.scale.max()):g}. Rescale the "
+                f"data (or, for a file, re-create it: it was edited or damaged)."
+            )
 
     @classmethod
     def identity(cls, features: int, dtype: torch.dtype = torch.float32) -> Normalizer:
@@ -196,13 +220,16 @@ class PathBatches:
     Args:
         sets: The ``K + 1`` sample sets (already normalised when they hold data).
         taus: Their normalised times.
-        samplers: One ``sample(x0, x1, generator) -> PathSample`` per interval.
+        samplers: One ``sample(x0, x1, generator) -> PathSample`` per interval; it is handed
+            the rows of the interval's pair source (and may still couple them).
         batch_size: Pairs per interval per step.
         seed: Run seed.
         encode: Applied to samples of built-in sets (the normaliser's ``encode``).
         rank: Process rank in distributed training; the generator of step ``k`` is seeded
             from ``step_seed(seed, k, rank)``, so every rank draws its own batches (rank 0
             draws the single-process ones).
+        pairs: One :class:`~sbflow.pairs.PairSource` per interval (default: independent
+            batches of the two sets, source first, see :class:`~sbflow.pairs.IndependentPairs`).
 
     Example:
         >>> from dataclasses import dataclass
@@ -226,9 +253,12 @@ class PathBatches:
         seed: int,
         encode: Callable[[torch.Tensor], torch.Tensor] | None = None,
         rank: int = 0,
+        pairs: Sequence[PairSource] | None = None,
     ) -> None:
         if len(sets) != len(taus) or len(samplers) != len(sets) - 1:
             raise ValueError("need one time per sample set and one sampler per interval.")
+        if pairs is not None and len(pairs) != len(samplers):
+            raise ValueError(f"need one pair source per interval ({len(samplers)}).")
         self.sets = list(sets)
         self.taus = [float(t) for t in taus]
         self.samplers = list(samplers)
@@ -236,9 +266,17 @@ class PathBatches:
         self.seed = int(seed)
         self.encode = encode
         self.rank = int(rank)
+        if pairs is None:
+            pairs = [
+                IndependentPairs(
+                    functools.partial(self._draw, k), functools.partial(self._draw, k + 1)
+                )
+                for k in range(len(self.samplers))
+            ]
+        self.pairs = list(pairs)
 
-    def _draw(self, k: int, g: torch.Generator) -> torch.Tensor:
-        x = self.sets[k].draw(self.batch_size, g)
+    def _draw(self, k: int, n: int, g: torch.Generator) -> torch.Tensor:
+        x = self.sets[k].draw(n, g)
         if self.sets[k].data is None and self.encode is not None:
             x = self.encode(x)
         return x
@@ -247,7 +285,7 @@ class PathBatches:
         g = torch.Generator().manual_seed(step_seed(self.seed, step, self.rank))
         parts = []
         for k, sampler in enumerate(self.samplers):
-            x0, x1 = self._draw(k, g), self._draw(k + 1, g)
+            x0, x1 = self.pairs[k].draw(self.batch_size, g)
             sample = sampler(x0, x1, g)
             start, width = self.taus[k], self.taus[k + 1] - self.taus[k]
             if len(self.samplers) > 1 or start != 0.0 or width != 1.0:

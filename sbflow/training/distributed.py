@@ -73,7 +73,10 @@ def launched_by_torchrun() -> bool:
     """Whether the torchrun environment variables (``RANK``, ``WORLD_SIZE``…) are all set.
 
     Example:
-        >>> isinstance(launched_by_torchrun(), bool)
+        >>> import os
+        >>> from unittest import mock
+        >>> with mock.patch.dict(os.environ, loopback_rank_envs(1)[0]):  # what torchrun sets
+        ...     launched_by_torchrun()
         True
     """
     return all(name in os.environ for name in _ENV_VARS)
@@ -337,8 +340,11 @@ def prepare_model(
         ValueError: Unknown precision, or bf16 on a GPU without bfloat16 support.
 
     Example:
-        >>> prepare_model(torch.nn.Linear(1, 1), None) .__class__.__name__
-        'Linear'
+        >>> net = torch.nn.Linear(1, 1)
+        >>> prepare_model(net, None) is net  # one process, fp32: the model itself
+        True
+        >>> type(prepare_model(net, None, precision="bf16")).__name__
+        'AutocastForward'
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}; got {precision!r}.")

@@ -23,11 +23,13 @@ class EMA:
         decay: Target decay in ``[0, 1)``; 0 makes the EMA a plain copy of the weights.
 
     Example:
-        >>> net = torch.nn.Linear(2, 2)
+        >>> net = torch.nn.Linear(1, 1, bias=False)
+        >>> _ = torch.nn.init.zeros_(net.weight)
         >>> ema = EMA(net, decay=0.9)
-        >>> ema.update(net)
-        >>> ema.num_updates
-        1
+        >>> _ = torch.nn.init.ones_(net.weight)  # a training step moves the weight to 1
+        >>> ema.update(net)  # first update: d = 1/10, so ema = 0.1 · 0 + 0.9 · 1
+        >>> round(ema.model.weight.item(), 4), ema.num_updates
+        (0.9, 1)
     """
 
     def __init__(self, model: nn.Module, decay: float = 0.999) -> None:
@@ -46,8 +48,14 @@ class EMA:
         """The decay used by the next update (warm-up included).
 
         Example:
-            >>> EMA(torch.nn.Linear(1, 1), decay=0.999).current_decay()
-            0.1
+            >>> net = torch.nn.Linear(1, 1)
+            >>> ema = EMA(net, decay=0.999)
+            >>> decays = []
+            >>> for _ in range(3):
+            ...     decays.append(round(ema.current_decay(), 4))
+            ...     ema.update(net)
+            >>> decays  # (1 + k) / (10 + k) until it reaches 0.999
+            [0.1, 0.1818, 0.25]
         """
         k = self.num_updates
         return min(self.decay, (1.0 + k) / (10.0 + k))
@@ -57,7 +65,13 @@ class EMA:
         """Move the averaged weights towards ``model``'s current weights.
 
         Example:
-            >>> net = torch.nn.Linear(1, 1); ema = EMA(net); ema.update(net)
+            >>> net = torch.nn.Linear(1, 1, bias=False)
+            >>> _ = torch.nn.init.zeros_(net.weight)
+            >>> ema = EMA(net, decay=0.5)
+            >>> _ = torch.nn.init.constant_(net.weight, 2.0)
+            >>> ema.update(net); ema.update(net)  # decays 0.1, then 2/11
+            >>> round(ema.model.weight.item(), 4)  # 2 − 2 · 0.1 · (2/11)
+            1.9636
         """
         weight = 1.0 - self.current_decay()
         if self._source is None or self._source[0] is not model:
@@ -92,7 +106,13 @@ class EMA:
         """Restore what :meth:`state_dict` returned.
 
         Example:
-            >>> a = EMA(torch.nn.Linear(1, 1)); a.load_state_dict(a.state_dict())
+            >>> net = torch.nn.Linear(1, 1)
+            >>> a = EMA(net)
+            >>> a.update(net)
+            >>> b = EMA(torch.nn.Linear(1, 1))  # e.g. rebuilt when resuming a run
+            >>> b.load_state_dict(a.state_dict())
+            >>> b.num_updates, torch.equal(b.model.weight, net.weight)
+            (1, True)
         """
         self.model.load_state_dict(state["model"])
         self.decay = float(state["decay"])

@@ -24,6 +24,9 @@ class CSVLogger:
         resume_step: Keep only rows with ``step ≤ resume_step`` from an existing file; ``None``
             starts a new file.
 
+    Raises:
+        ValueError: If the existing file is not a readable CSV log (when resuming).
+
     Example:
         >>> import tempfile, pathlib
         >>> log = CSVLogger(pathlib.Path(tempfile.mkdtemp()) / "log.csv", ["step", "loss"])
@@ -40,13 +43,22 @@ class CSVLogger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         kept: list[dict[str, str]] = []
         if resume_step is not None and self.path.is_file():
-            with open(self.path, newline="", encoding="utf-8") as fh:
-                for row in csv.DictReader(fh):
+            try:
+                with open(self.path, newline="", encoding="utf-8") as fh:
+                    lines = fh.readlines()
+                if lines and not lines[-1].endswith("\n"):
+                    lines.pop()  # a row cut short by a kill: its numbers may be truncated
+                for row in csv.DictReader(lines):
                     try:
-                        if int(row.get("step", "")) <= resume_step:
+                        if int(row.get("step") or "") <= resume_step:
                             kept.append(row)
                     except ValueError:
                         continue
+            except (UnicodeDecodeError, csv.Error) as err:
+                raise ValueError(
+                    f"{self.path} is not a readable training log ({err}); it was damaged or "
+                    f"replaced by another file. Move it away to resume with a new log."
+                ) from err
         with atomic_path(self.path) as tmp:
             with open(tmp, "w", newline="", encoding="utf-8") as fh:
                 writer = csv.DictWriter(fh, fieldnames=self.fields, extrasaction="ignore")
@@ -105,9 +117,17 @@ class TensorBoardLogger:
         ImportError: If TensorBoard is not installed (``pip install tensorboard``).
 
     Example:
-        >>> import tempfile
-        >>> if tensorboard_available():
-        ...     TensorBoardLogger(tempfile.mkdtemp()).close()
+        >>> import tempfile, pathlib
+        >>> d = pathlib.Path(tempfile.mkdtemp())
+        >>> try:
+        ...     logger = TensorBoardLogger(d)
+        ... except ImportError as err:  # without tensorboard: the message says what to install
+        ...     print("pip install tensorboard" in str(err))
+        ... else:
+        ...     logger.log({"step": 1, "loss": 0.5})
+        ...     logger.close()
+        ...     print(len(list(d.glob("events.out.tfevents.*"))) == 1)
+        True
     """
 
     def __init__(self, log_dir: str | os.PathLike[str], *, purge_step: int | None = None) -> None:

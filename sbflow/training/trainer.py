@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 import signal
 import threading
 import time
@@ -26,7 +27,16 @@ from typing import Any
 import torch
 from torch import nn
 
-from sbflow.training.checkpoint import CHECKPOINT_NAME, save_checkpoint
+from sbflow._checks import (
+    _number,
+    check_bool,
+    check_int,
+    check_positive,
+    check_unit_interval,
+)
+from sbflow._inference import pin_threads
+from sbflow.data.io import remove_temp_files
+from sbflow.training.checkpoint import CHECKPOINT_NAME, load_checkpoint, save_checkpoint
 from sbflow.training.distributed import (
     PRECISIONS,
     DistContext,
@@ -36,6 +46,7 @@ from sbflow.training.distributed import (
     reduce_mean,
 )
 from sbflow.training.ema import EMA
+from sbflow.training.lock import RunLock
 from sbflow.training.logs import CSVLogger, TensorBoardLogger
 from sbflow.training.prefetch import Prefetcher
 
@@ -70,9 +81,15 @@ class StopTraining(Exception):
     """Raise from a callback to end training cleanly after the current step.
 
     Example:
+        >>> seen = []
         >>> def stop_at_10(trainer, step, loss):
+        ...     seen.append(step)
         ...     if step == 10:
         ...         raise StopTraining
+        >>> bridge = sbflow.fit("moons", "scurve", steps=500, hidden=8, depth=1,
+        ...                     callbacks=[stop_at_10], progress=False, prefetch=0)
+        >>> seen[-1], type(bridge).__name__
+        (10, 'Bridge')
     """
 
 
@@ -129,37 +146,50 @@ class TrainConfig:
     precision: str = "fp32"
 
     def validate(self) -> None:
-        """Raise ``ValueError`` for out-of-range settings.
+        """Raise ``TypeError``/``ValueError`` for settings of the wrong type or out of range.
+
+        Whole-number floats of integer settings (``steps=100.0``) become ``int``.
 
         Example:
             >>> TrainConfig().validate()
+            >>> TrainConfig(ema_decay=1.5).validate()
+            Traceback (most recent call last):
+            ...
+            ValueError: ema_decay must lie in [0, 1) (0 keeps the raw weights); got 1.5.
         """
         ints = {
-            "steps": (self.steps, 0),
-            "warmup_steps": (self.warmup_steps, 0),
-            "checkpoint_every": (self.checkpoint_every, 1),
-            "log_every": (self.log_every, 1),
-            "prefetch": (self.prefetch, 0),
-            "prefetch_workers": (self.prefetch_workers, 1),
-            "num_threads": (1 if self.num_threads is None else self.num_threads, 1),
+            "steps": 0,
+            "warmup_steps": 0,
+            "checkpoint_every": 1,
+            "log_every": 1,
+            "prefetch": 0,
+            "prefetch_workers": 1,
         }
-        for name, (value, low) in ints.items():
-            if isinstance(value, bool) or not isinstance(value, int) or value < low:
-                raise ValueError(f"{name} must be an integer ≥ {low}; got {value!r}.")
-        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr > 0):
-            raise ValueError(f"lr must be a finite number > 0; got {self.lr!r}.")
-        if not (self.weight_decay >= 0 and math.isfinite(self.weight_decay)):
-            raise ValueError(f"weight_decay must be ≥ 0; got {self.weight_decay!r}.")
+        for name, low in ints.items():
+            setattr(self, name, check_int(getattr(self, name), name, low))
+        if self.num_threads is not None:
+            # far more threads than cores only slows every op down (or exhausts the system)
+            cores = os.cpu_count() or 1
+            self.num_threads = check_int(self.num_threads, "num_threads", 1, high=4 * cores)
+        self.lr = check_positive(self.lr, "lr", "Typical values are 1e-4 … 1e-2.")
+        decay = _number(self.weight_decay, "weight_decay")
+        if not (math.isfinite(decay) and decay >= 0):
+            raise ValueError(f"weight_decay must be a finite number ≥ 0; got {decay!r}.")
         if self.lr_schedule not in ("constant", "cosine"):
             raise ValueError(
                 f"lr_schedule must be 'constant' or 'cosine'; got {self.lr_schedule!r}."
             )
-        if not 0.0 <= self.lr_final <= 1.0:
-            raise ValueError(f"lr_final must lie in [0, 1]; got {self.lr_final!r}.")
-        if self.grad_clip is not None and not (self.grad_clip > 0):
-            raise ValueError(f"grad_clip must be > 0 or None; got {self.grad_clip!r}.")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must lie in [0, 1); got {self.ema_decay!r}.")
+        check_unit_interval(self.lr_final, "lr_final", closed_left=True)
+        if self.grad_clip is not None:
+            check_positive(self.grad_clip, "grad_clip", "Pass None to disable clipping.")
+        ema = _number(self.ema_decay, "ema_decay")
+        if not 0.0 <= ema < 1.0:
+            raise ValueError(
+                f"ema_decay must lie in [0, 1) (0 keeps the raw weights); got {self.ema_decay!r}."
+            )
+        self.seed = check_int(self.seed, "seed", 0)
+        check_bool(self.progress, "progress")
+        check_bool(self.tensorboard, "tensorboard")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {PRECISIONS}; got {self.precision!r}.")
 
@@ -183,6 +213,15 @@ class TrainConfig:
         key.pop("prefetch_workers")
         key.pop("precision")
         return key
+
+
+def _file_stamp(path: Path) -> tuple[int, ...] | None:
+    """Identity and version of a file (inode, size, mtime), or ``None`` if it is missing."""
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 def move_to(batch: Any, device: torch.device | str | None) -> Any:
@@ -316,7 +355,12 @@ class Trainer:
         self.ema = EMA(self.model, self.config.ema_decay)
         self.resumed_from: int | None = None
         state = None
+        self._resume = resume
+        self._resume_stamp: tuple[int, ...] | None = None
+        if self.run_dir is not None and is_main(self.dist):
+            RunLock(self.run_dir).check()  # in use: say so, not "other training settings"
         if self.run_dir is not None and resume:
+            self._resume_stamp = _file_stamp(self.checkpoint_path)
             state = read_resume_state(self.checkpoint_path, self.dist)  # rank 0 reads
         if state is not None:
             self.load_state_dict(state)
@@ -437,6 +481,33 @@ class Trainer:
 
     # -- loop --------------------------------------------------------------------------------
 
+    def _lock_run_dir(self) -> RunLock | None:
+        """Lock ``run_dir`` for this process (rank 0), then tidy it and catch up with it.
+
+        Under the lock no other process writes here, so temporary files left by a killed
+        write can go, and a checkpoint another run wrote after ``__init__`` read its
+        predecessor is read again (otherwise this run would resume from a stale state).
+        """
+        if self.run_dir is None:
+            return None
+        if not is_main(self.dist):
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            return None
+        lock = RunLock(self.run_dir).acquire()
+        for name in (CHECKPOINT_NAME, "log.csv"):
+            remove_temp_files(self.run_dir / name)
+        single = self.dist is None or self.dist.world_size == 1
+        stamp = _file_stamp(self.checkpoint_path)
+        if self._resume and single and stamp is not None and stamp != self._resume_stamp:
+            try:
+                self.load_state_dict(load_checkpoint(self.checkpoint_path))
+            except BaseException:
+                lock.release()
+                raise
+            self._resume_stamp = stamp
+            self.resumed_from = self.step
+        return lock
+
     def _loggers(self) -> list[Any]:
         if self.run_dir is None or not is_main(self.dist):
             return []
@@ -477,11 +548,17 @@ class Trainer:
             0
         """
         cfg = self.config
+        lock = self._lock_run_dir()  # a finished run too: it tidies up and catches up
         if self.step >= cfg.steps:
+            if lock is not None:
+                lock.release()
             return self
-        if self.run_dir is not None:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-        loggers = self._loggers()
+        try:
+            loggers = self._loggers()
+        except BaseException:
+            if lock is not None:
+                lock.release()
+            raise
         interrupts = _Interrupts()
         bar = None
         if cfg.progress and is_main(self.dist):
@@ -492,9 +569,7 @@ class Trainer:
         running = self._running.to(self.device)
         t_last, step_last = time.perf_counter(), self.step
         interrupted = stopped = in_step = False
-        threads_before = torch.get_num_threads()
-        if cfg.num_threads is not None:
-            torch.set_num_threads(cfg.num_threads)
+        threads_before = pin_threads(cfg.num_threads)
         interrupts.install()
         try:
             with Prefetcher(
@@ -544,9 +619,11 @@ class Trainer:
                             bar.update(self.step - bar.n)
                     if self.step % cfg.checkpoint_every == 0:
                         self._running = running
-                        self.save_checkpoint()
+                        # Log rows first: a kill between the two then repeats rows on resume
+                        # (dropped and rewritten) instead of losing those the checkpoint covers.
                         for logger in loggers:
                             logger.flush()
+                        self.save_checkpoint()
                     if interrupts.requested:
                         raise KeyboardInterrupt
         except KeyboardInterrupt:
@@ -564,9 +641,11 @@ class Trainer:
                 bar.close()
             # The model always holds the last *completed* step: save it, on success and on
             # interruption alike (an exception inside a step leaves the previous checkpoint).
-            if interrupted or stopped or self.step >= cfg.steps:
-                self.save_checkpoint()
             for logger in loggers:
                 logger.close()
+            if interrupted or stopped or self.step >= cfg.steps:
+                self.save_checkpoint()
             self.model.eval()
+            if lock is not None:
+                lock.release()
         return self

@@ -65,3 +65,63 @@ def test_float32_converges_to_its_default_tolerance() -> None:
     plan = c.plan()
     assert plan.dtype == torch.float32
     assert float((plan.sum(1) - c.a).abs().sum() + (plan.sum(0) - c.b).abs().sum()) < 2e-4
+
+
+def _true_error(plan: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> float:
+    return float(((plan.sum(1) - a).abs().sum() + (plan.sum(0) - b).abs().sum()) / a.sum())
+
+
+@pytest.mark.parametrize("reg", [0.05, 0.3])
+def test_overrelaxation_reaches_the_same_plan_in_fewer_sweeps(reg: float) -> None:
+    ops = _ops(60, 70)
+    kw = dict(eps_start=20.0, anneal_factor=0.5, stage_iters=5, tol=1e-9, max_iter=20_000)
+    plain = stabilized_sinkhorn(ops, reg, overrelax=False, **kw)
+    fast = stabilized_sinkhorn(ops, reg, **kw)
+    assert plain.converged and fast.converged
+    assert torch.allclose(fast.plan, plain.plan, atol=1e-9 * float(plain.plan.max()) * 10)
+    assert fast.n_iter < plain.n_iter
+    # the reported error is the plan's own (columns exact after the last plain v update)
+    a, b = torch.exp(ops.log_a), torch.exp(ops.log_b)
+    assert _true_error(fast.plan, a, b) <= 2 * fast.error + 1e-14
+
+
+@pytest.mark.parametrize("check_every", [1, 3, 8])
+def test_checking_every_k_sweeps_keeps_the_error_honest(check_every: int) -> None:
+    ops = _ops(40, 40, torch.float32)
+    r = stabilized_sinkhorn(
+        ops,
+        0.2,
+        eps_start=20.0,
+        anneal_factor=0.5,
+        stage_iters=5,
+        tol=1e-4,
+        max_iter=5000,
+        check_every=check_every,
+    )
+    a, b = torch.exp(ops.log_a), torch.exp(ops.log_b)
+    assert r.converged and r.error <= 1e-4
+    assert _true_error(r.plan, a, b) <= 2e-4
+
+
+def test_budget_spent_at_the_final_eps_reports_the_plans_error() -> None:
+    ops = _ops(50, 50)
+    r = stabilized_sinkhorn(
+        ops, 0.01, eps_start=0.01, anneal_factor=0.5, stage_iters=5, tol=1e-12, max_iter=37
+    )
+    assert not r.converged and r.n_iter == 37
+    a, b = torch.exp(ops.log_a), torch.exp(ops.log_b)
+    plan = ops.plan(r.f, r.g, 0.01)
+    assert _true_error(plan, a, b) == pytest.approx(r.error, rel=1e-6, abs=1e-12)
+
+
+def test_minibatch_tolerance_is_met_and_reported() -> None:
+    from sbflow.couplings.sinkhorn import MINIBATCH_TOL
+
+    g = torch.Generator().manual_seed(4)
+    x0 = torch.randn(256, 16, generator=g)
+    x1 = 0.5 * torch.randn(256, 16, generator=g) + 1
+    loose = Sinkhorn(reg=0.5, tol=MINIBATCH_TOL)(x0, x1)
+    tight = Sinkhorn(reg=0.5)(x0, x1)
+    assert loose.converged and loose.marginal_error <= MINIBATCH_TOL
+    assert loose.n_iter <= tight.n_iter
+    assert float((loose.plan() - tight.plan()).abs().sum()) < 4 * MINIBATCH_TOL

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import os
+import stat
+import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
 
 from sbflow.data import atomic_path, load_samples, save_samples
+from sbflow.data.io import check_writable, remove_temp_files
 
 
 @pytest.fixture
@@ -117,3 +122,116 @@ def test_atomic_write_leaves_old_file_on_failure(tmp_path: Path) -> None:
     with pytest.raises(ValueError, match="unsupported file type"):
         save_samples(tmp_path / "x.txt", torch.zeros(2, 2))
     assert not (tmp_path / "x.txt").exists()
+
+
+# -- atomic writes: modes, read-only targets, error messages, durability, leftovers -----------
+
+
+def _mode(path: Path) -> int:
+    return path.stat().st_mode & 0o777
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077, 0o002])
+def test_written_files_honour_the_umask(tmp_path: Path, x: torch.Tensor, umask: int) -> None:
+    old = os.umask(umask)
+    try:
+        path = save_samples(tmp_path / "s.npy", x)
+    finally:
+        os.umask(old)
+    assert _mode(path) == 0o666 & ~umask
+
+
+def test_replacing_a_file_keeps_its_mode(tmp_path: Path, x: torch.Tensor) -> None:
+    path = tmp_path / "s.npy"
+    path.write_text("old")
+    path.chmod(0o640)
+    save_samples(path, x)
+    assert _mode(path) == 0o640
+    assert torch.equal(load_samples(path), x)
+
+
+def test_a_read_only_file_is_not_replaced(tmp_path: Path, x: torch.Tensor) -> None:
+    path = tmp_path / "s.npy"
+    path.write_text("keep me")
+    path.chmod(0o444)
+    with pytest.raises(PermissionError, match=r"s\.npy exists and is read-only"):
+        save_samples(path, x)
+    assert path.read_text() == "keep me"
+    assert only_names(tmp_path) == ["s.npy"]
+
+
+def test_errors_name_the_target_not_the_temporary_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def denied(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied", str(tmp_path / ".out.npy.abcd1234.tmp"))
+
+    monkeypatch.setattr(tempfile, "mkstemp", denied)
+    with pytest.raises(PermissionError) as info:
+        save_samples(tmp_path / "out.npy", torch.zeros(2, 2))
+    assert str(tmp_path / "out.npy") in str(info.value)
+    assert ".tmp" not in str(info.value)
+
+
+def test_parent_that_is_a_file_is_reported(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("")
+    with pytest.raises(ValueError, match="is not a directory"):
+        check_writable(tmp_path / "f" / "sub" / "x.npy")
+
+
+def test_writes_are_synced_before_and_after_the_rename(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    events: list[str] = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(fd: int) -> None:
+        events.append("dir" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    def replace(src: object, dst: object) -> None:
+        events.append("rename")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    with atomic_path(tmp_path / "a.txt") as tmp:
+        tmp.write_text("data")
+    assert events == ["file", "rename", "dir"]
+
+
+def test_remove_temp_files_touches_only_its_own_pattern(tmp_path: Path) -> None:
+    ours = [tmp_path / ".c.pt.k2_9abcd.tmp", tmp_path / ".c.pt.00000000.tmp"]
+    others = [".c.pt.tmp", ".c.pt.short.tmp", ".d.pt.k2_9abcd.tmp", "c.pt", ".c.pt.k2_9abcd.bak"]
+    for p in ours:
+        p.write_text("half")
+    for name in others:
+        (tmp_path / name).write_text("keep")
+    assert sorted(remove_temp_files(tmp_path / "c.pt")) == sorted(ours)
+    assert only_names(tmp_path) == sorted(others)
+
+
+def test_atomic_path_leaves_no_temporary_file_when_the_body_fails(tmp_path: Path) -> None:
+    with pytest.raises(KeyboardInterrupt), atomic_path(tmp_path / "deep" / "x.npy") as tmp:
+        tmp.write_text("half")
+        raise KeyboardInterrupt
+    assert only_names(tmp_path / "deep") == []
+
+
+def only_names(directory: Path) -> list[str]:
+    return sorted(p.name for p in directory.iterdir())
+
+
+def test_an_unwritable_directory_is_reported_before_anything_is_created(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_access = os.access
+
+    def access(path: Any, mode: int, **kwargs: Any) -> bool:  # as for a non-root user
+        return False if Path(path) == tmp_path else real_access(path, mode, **kwargs)
+
+    monkeypatch.setattr(os, "access", access)
+    target = tmp_path / "sub" / "x.npy"
+    with pytest.raises(PermissionError, match=f"no permission to create files in {tmp_path}"):
+        save_samples(target, torch.zeros(2, 2))
+    assert not (tmp_path / "sub").exists()
