@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["Shaped", "TrainingRun", "train_rounds"]
+__all__ = ["Shaped", "TrainingRun", "round_batches", "train_rounds"]
 
 
 @dataclass
@@ -66,10 +66,40 @@ class Shaped(nn.Module):
         return out.reshape(n, -1)
 
 
-def train_rounds(method: Any, problem: Any, model: nn.Module, run: TrainingRun) -> tuple:
-    """Train ``model`` for ``method.rounds`` rounds; return (trained model, history)."""
+def round_batches(
+    method: Any, problem: Any, sources: Sequence[Any], round: int, run: TrainingRun
+) -> Any:
+    """The :class:`~sbflow.training.batches.PathBatches` of one training round.
+
+    Each interval's pair source feeds the method's matcher at that interval's σ (uncoupled
+    when the source already pairs its rows); batches are seeded by ``problem.seed + round``.
+    """
     from sbflow.training.batches import PathBatches
     from sbflow.training.distributed import make_sampler
+
+    ctx = run.distributed
+    samplers = [
+        make_sampler(
+            method.matcher_for(problem.interval_sigma(k), coupled=not src.paired),
+            ctx,
+            run.coupling_scope,
+        )
+        for k, src in enumerate(sources)
+    ]
+    return PathBatches(
+        problem.sets,
+        problem.taus,
+        samplers,
+        problem.batch_size,
+        seed=problem.seed + round,
+        encode=problem.encode,
+        rank=0 if ctx is None else ctx.rank,
+        pairs=sources,
+    )
+
+
+def train_rounds(method: Any, problem: Any, model: nn.Module, run: TrainingRun) -> tuple:
+    """Train ``model`` for ``method.rounds`` rounds; return (trained model, history)."""
     from sbflow.training.trainer import Trainer
 
     ctx = run.distributed
@@ -77,21 +107,7 @@ def train_rounds(method: Any, problem: Any, model: nn.Module, run: TrainingRun) 
     previous: nn.Module | None = None
     current = model
     for r in range(method.rounds):
-        sources = method.pair_sources(problem, r, previous)
-        samplers = []
-        for k, src in enumerate(sources):
-            matcher = method.matcher_for(problem.interval_sigma(k), coupled=not src.paired)
-            samplers.append(make_sampler(matcher, ctx, run.coupling_scope))
-        batches = PathBatches(
-            problem.sets,
-            problem.taus,
-            samplers,
-            problem.batch_size,
-            seed=problem.seed + r,
-            encode=problem.encode,
-            rank=0 if ctx is None else ctx.rank,
-            pairs=sources,
-        )
+        batches = round_batches(method, problem, method.pair_sources(problem, r, previous), r, run)
         run_dir = run.run_dir
         if run_dir is not None and method.rounds > 1:
             run_dir = Path(run_dir) / f"round-{r}"

@@ -47,7 +47,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sbflow.methods._training import Shaped
+from sbflow.methods._training import Shaped, round_batches
 from sbflow.methods.base import Problem
 from sbflow.methods.registry import register
 from sbflow.methods.sb_cfm import SBCFM
@@ -414,8 +414,7 @@ class IMF(SBCFM):
         the interrupted round's pairs from the same seed and continues it exactly.
         The history holds every round's rows (steps counted within each round).
         """
-        from sbflow.training.batches import PathBatches
-        from sbflow.training.distributed import is_main, make_sampler
+        from sbflow.training.distributed import is_main
         from sbflow.training.trainer import StopTraining, Trainer
 
         if not problem.sigma > 0:
@@ -432,24 +431,7 @@ class IMF(SBCFM):
             # A round draws at most steps × batch_size pairs: simulate no more than that.
             rows = min(self.pool, run.config.steps * problem.batch_size)
             sources = self.pair_sources(problem, r, pair if r else None, rows=rows)
-            samplers = [
-                make_sampler(
-                    self.matcher_for(problem.interval_sigma(k), coupled=not src.paired),
-                    ctx,
-                    run.coupling_scope,
-                )
-                for k, src in enumerate(sources)
-            ]
-            batches = PathBatches(
-                problem.sets,
-                problem.taus,
-                samplers,
-                problem.batch_size,
-                seed=problem.seed + r,
-                encode=problem.encode,
-                rank=0 if ctx is None else ctx.rank,
-                pairs=sources,
-            )
+            batches = round_batches(self, problem, sources, r, run)
             run_dir = None if run.run_dir is None else Path(run.run_dir) / f"round-{r}"
             trainer = Trainer(
                 Shaped(_Drifts(nets), problem.feature_shape),
