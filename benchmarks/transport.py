@@ -7,13 +7,15 @@ Both sides run the SAME trained network on the same standardised inputs:
   ``[0, 1]`` with the same tolerances, wrapped in the normaliser's encode/decode.
 * SDE: 100 Euler–Maruyama steps of ``dx = [v + (σ²/2) s] dt + σ dW`` on an SB-CFM bridge
   (same sets, 200 steps). The plain loop is one ``torchsde.sdeint`` call with a diagonal-noise
-  SDE module and ``dt = 1/100``.
+  SDE module and ``dt = 1/100``, written as a user would (no step hint to the
+  ``BrownianInterval``, ``dt`` exactly 0.01, so torchsde adds a rounding-sized 101st step).
 
 What ``Bridge.transport`` adds on top of the bare solver: input checks, the thread policy,
 chunking (one chunk of ≤ 16 384 rows here), the finiteness check and the caller's array type.
 The table shows the median samples/s over the repeats and the ratio (> 1: sbflow faster),
-plus the largest difference between the two ODE results (solver tolerance, not zero: the
-solvers step onto the same grid but chunk boundaries can differ). One torch thread.
+plus the largest difference between the two ODE results (solver tolerance, not zero:
+``transport`` makes dopri5 step exactly onto ``t = 1``, ``odeint`` steps past it and
+interpolates back). One torch thread.
 
 Usage:
     python benchmarks/transport.py            # n = 10 000, 5 repeats

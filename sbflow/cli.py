@@ -182,6 +182,8 @@ def _cmd_transport(args: argparse.Namespace) -> int:
         t_start=args.t_start,
         t_end=args.t_end,
         generator=gen,
+        clip=args.clip,
+        progress=False if args.no_progress else None,
     )
     save_samples(out, y)
     print(f"transported {x.shape[0]} samples to {out}")
@@ -552,6 +554,16 @@ def build_parser() -> argparse.ArgumentParser:
         help="end time; before --t-start integrates backward (default: the other end)",
     )
     p.add_argument("--seed", type=int, default=0, help="seed of the SDE noise")
+    p.add_argument(
+        "--clip",
+        action="store_true",
+        help="clip the output to the per-feature range of the training data on that side",
+    )
+    p.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress bar (default: one on an interactive terminal for long runs)",
+    )
     p.add_argument("--key", help=key_help)
     p.set_defaults(func=_cmd_transport)
 

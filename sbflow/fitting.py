@@ -21,6 +21,7 @@ from torch import nn
 
 from sbflow._checks import check_bool, check_int, check_path
 from sbflow._fit_inputs import is_dataset_name, resolve_device, resolve_sets, split_sets
+from sbflow._inference import data_range
 from sbflow.bridge._bridge import Bridge
 from sbflow.bridge.timemap import TimeMap, scalar_scale, to_internal
 from sbflow.data.io import load_samples
@@ -142,7 +143,10 @@ def fit(
             own defaults apply (``TrainConfig``'s ``lr_schedule`` is ``"constant"``).
 
     Returns:
-        The fitted :class:`~sbflow.Bridge`, with σ in data units per unit time.
+        The fitted :class:`~sbflow.Bridge`, with σ in data units per unit time. Its
+        ``data_range`` holds the per-feature minimum and maximum of each sample set (of the
+        10 000 points drawn for the standardisation for built-in names), which
+        ``transport(..., clip=True)`` clips to.
 
     Raises:
         ValueError: Bad data (shapes, NaN, unknown names, unreadable files) or options.
@@ -196,6 +200,10 @@ def fit(
         for s in loaded
     ]
     timemap = TimeMap(times)
+    ranges = [data_range(s) for s in stats_sets]
+    observed = tuple(
+        torch.stack([r[k] for r in ranges]).reshape(len(ranges), *feature_shape) for k in (0, 1)
+    )
     pooled = Normalizer.fit(stats_sets)
     sigma_data = meth.resolve_sigma(float(pooled.scale[0]), timemap.span)
     if meth.simulation == "sde" and not sigma_data > 0:
@@ -284,6 +292,7 @@ def fit(
         base="normal" if (isinstance(loaded[0], str) and loaded[0] == "normal") else None,
         options={**record, "steps": config.steps},
         history=history,
+        data_range=observed,
     )
     if run_dir is not None and is_main(ctx):
         bridge.save(Path(run_dir) / "bridge.pt")

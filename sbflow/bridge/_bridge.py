@@ -20,7 +20,7 @@ from sbflow._checks import (
     check_positive,
     check_positive_int,
 )
-from sbflow._inference import inference_threads, map_chunks, to_caller
+from sbflow._inference import clip_to_range, inference_threads, map_chunks, to_caller
 from sbflow._memory import require_memory
 from sbflow.bridge.timemap import TimeMap, scalar_scale, to_internal
 from sbflow.methods._training import Shaped
@@ -32,6 +32,39 @@ __all__ = ["Bridge"]
 def _zero_field(x: torch.Tensor, t: Any) -> torch.Tensor:
     """A zero score: the SDE drift is then the field's output as it is."""
     return torch.zeros_like(x)
+
+
+def _as_data_range(
+    value: Any, n_times: int, feature_shape: tuple[int, ...]
+) -> tuple[torch.Tensor, torch.Tensor] | None:
+    """``(low, high)`` as float tensors of shape ``(n_times, *feature_shape)``, or ``None``.
+
+    Bounds of one sample's shape are taken as the range of every snapshot.
+    """
+    if value is None:
+        return None
+    if not isinstance(value, (tuple, list)) or len(value) != 2:
+        raise TypeError(
+            f"data_range must be a pair (low, high) of per-feature bounds, or None; got "
+            f"{type(value).__name__}."
+        )
+    full = (n_times, *feature_shape)
+    bounds = []
+    for name, bound in zip(("low", "high"), value):
+        b = torch.as_tensor(bound).detach().to("cpu", torch.float32)
+        if tuple(b.shape) == feature_shape:
+            b = b.expand(full)
+        if tuple(b.shape) != full:
+            raise ValueError(
+                f"data_range's {name} has shape {tuple(b.shape)}; pass bounds of one sample's "
+                f"shape {feature_shape} or one per snapshot, of shape {full}."
+            )
+        if not bool(torch.isfinite(b).all()):
+            raise ValueError(f"data_range's {name} has NaN or infinite entries.")
+        bounds.append(b.contiguous())
+    if bool((bounds[0] > bounds[1]).any()):
+        raise ValueError("data_range has low > high for some features; pass low ≤ high.")
+    return bounds[0], bounds[1]
 
 
 class Bridge:
@@ -56,6 +89,10 @@ class Bridge:
         history: ``(step, mean loss)`` rows of training.
         sigma_internal: σ in training units, only for files whose per-feature scales leave
             no single data-unit σ (loaded from the previous format).
+        data_range: Per-feature ``(low, high)`` of the training data, of shape
+            ``(len(times), *feature_shape)`` (one row per sample set) or ``feature_shape``
+            (the same for all); what ``clip=True`` clips to. :func:`sbflow.fit` records it;
+            ``None``: unknown (files of sbflow 0.1), and ``clip=True`` raises.
 
     Example:
         >>> from sbflow.gaussian import GaussianBridge
@@ -64,6 +101,9 @@ class Bridge:
         >>> x1 = bridge.transport(torch.zeros(4, 2), sde=False)
         >>> [round(v, 3) for v in x1[0].tolist()]
         [3.0, 0.0]
+        >>> bridge.data_range = ([-1.0, -1.0], [2.0, 2.0])  # fit records the data's own
+        >>> bridge.transport(torch.zeros(4, 2), sde=False, clip=True)[0].tolist()
+        [2.0, 0.0]
     """
 
     def __init__(
@@ -80,6 +120,7 @@ class Bridge:
         options: dict[str, Any] | None = None,
         history: Sequence[tuple[int, float]] = (),
         sigma_internal: float | None = None,
+        data_range: tuple[Any, Any] | None = None,
     ) -> None:
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch nn.Module; got {type(model).__name__}.")
@@ -120,6 +161,7 @@ class Bridge:
         if simulation == "sde" and not self._sigma_z > 0:
             raise ValueError("simulation='sde' needs sigma > 0.")
         self._net = Shaped(self.model, self.feature_shape)
+        self.data_range = data_range
 
     @classmethod
     def from_gaussian(cls, bridge: Any) -> Bridge:
@@ -136,6 +178,19 @@ class Bridge:
             sigma=bridge.sigma,
             simulation="sde",
         )
+
+    @property
+    def data_range(self) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """Per-feature ``(low, high)`` of each training set, ``(len(times), *feature_shape)``.
+
+        Set it to a pair of bounds of one sample's shape (used for every snapshot) or of
+        that full shape; ``None`` removes it.
+        """
+        return self._data_range
+
+    @data_range.setter
+    def data_range(self, value: Any) -> None:
+        self._data_range = _as_data_range(value, len(self.times), self.feature_shape)
 
     @property
     def times(self) -> list[float]:
@@ -270,6 +325,8 @@ class Bridge:
         generator: torch.Generator | None = None,
         atol: float = 1e-5,
         rtol: float = 1e-5,
+        clip: bool = False,
+        progress: bool | None = None,
     ) -> Any:
         """Push samples from ``t_start`` to ``t_end`` (backward in time when ``t_start > t_end``).
 
@@ -289,6 +346,12 @@ class Bridge:
             generator: Randomness of the SDE's Brownian motion.
             atol: Absolute tolerance of the adaptive ODE solver.
             rtol: Relative tolerance of the adaptive ODE solver.
+            clip: Clip the result, feature by feature, to the range observed in the
+                training data on the side it lands on (:attr:`data_range`): at a snapshot
+                time that set's range, between two snapshots the union of theirs. Raises
+                for a bridge with no recorded range.
+            progress: Progress bar: ``None`` (auto) shows one on an interactive terminal
+                when the work is long, ``True`` always, ``False`` never.
 
         Returns:
             Transported samples, with the input's shape; a tensor with the input's dtype and
@@ -305,7 +368,8 @@ class Bridge:
         check_bool(reverse, "reverse")
         traj = self._run(
             x, [t_start, t_end], ("t_start", "t_end"), reverse=reverse, sde=sde, steps=steps,
-            method=method, generator=generator, atol=atol, rtol=rtol,
+            method=method, generator=generator, atol=atol, rtol=rtol, clip=clip,
+            progress=progress,
         )  # fmt: skip
         return traj[-1]
 
@@ -321,6 +385,8 @@ class Bridge:
         generator: torch.Generator | None = None,
         atol: float = 1e-5,
         rtol: float = 1e-5,
+        clip: bool = False,
+        progress: bool | None = None,
     ) -> Any:
         """States of the transported samples at several times, in integration order.
 
@@ -337,6 +403,9 @@ class Bridge:
             generator: See :meth:`transport`.
             atol: See :meth:`transport`.
             rtol: See :meth:`transport`.
+            clip: Clip every state to the training data's range at its time (see
+                :meth:`transport`).
+            progress: See :meth:`transport`.
 
         Returns:
             ``(len(times), n, *dims)``: entry ``k`` is the state at ``times[k]``.
@@ -361,7 +430,7 @@ class Bridge:
             times = times.tolist() if isinstance(times, (torch.Tensor, np.ndarray)) else list(times)
         return self._run(
             x, times, None, reverse=reverse, sde=sde, steps=steps, method=method,
-            generator=generator, atol=atol, rtol=rtol,
+            generator=generator, atol=atol, rtol=rtol, clip=clip, progress=progress,
         )  # fmt: skip
 
     def _run(
@@ -377,9 +446,12 @@ class Bridge:
         generator: torch.Generator | None,
         atol: float,
         rtol: float,
+        clip: bool = False,
+        progress: bool | None = None,
     ) -> Any:
         """:meth:`trajectory` after its own argument checks; checks the simulator options."""
         use_sde = self._use_sde(sde)
+        self._check_clip(clip)
         opts = self._sim_options(steps, method, generator, atol, rtol)
         if times is None:
             taus = torch.linspace(0.0, 1.0, 101).tolist()
@@ -398,14 +470,43 @@ class Bridge:
             return self._simulate(chunk, taus, sde=use_sde, **opts).trajectory
 
         with inference_threads(1, self.device):
-            traj = map_chunks(run, z, out_dim=1, desc="transport")
+            traj = map_chunks(run, z, out_dim=1, desc="transport", progress=progress)
         if not bool(torch.isfinite(traj).all()):
             raise FloatingPointError(
                 "the simulation left NaN or infinite values: the field diverges along these "
                 "paths (an under-trained model, or inputs far outside the training data). "
                 "Pass more steps= (or an adaptive ODE), or check the inputs and the fit."
             )
-        return to_caller(self._decode(traj), x)
+        out = self._decode(traj)
+        return to_caller(self._clip(out, taus) if clip else out, x)
+
+    # -- clipping to the data's range ---------------------------------------------------------
+
+    def _check_clip(self, clip: Any) -> None:
+        """Refuse ``clip=True`` up front when the bridge has no recorded range."""
+        if check_bool(clip, "clip") and self.data_range is None:
+            raise ValueError(
+                "clip=True needs the training data's observed range, but this bridge has no "
+                "recorded range (files saved by sbflow 0.1 and bridges built without "
+                "data_range have none). Refit it with sbflow.fit, set bridge.data_range = "
+                "(low, high), or pass clip=False."
+            )
+
+    def _range_at(self, tau: float) -> tuple[torch.Tensor, torch.Tensor]:
+        """Range at training time ``tau``: a snapshot's own, else the union of the two around."""
+        low, high = self.data_range  # type: ignore[misc]  # checked by _check_clip
+        taus = [self.timemap.tau(t) for t in self.times]
+        for k, snap in enumerate(taus):
+            if abs(tau - snap) <= 1e-6:
+                return low[k], high[k]
+        k = max(j for j, snap in enumerate(taus[:-1]) if snap <= tau)
+        return torch.minimum(low[k], low[k + 1]), torch.maximum(high[k], high[k + 1])
+
+    def _clip(self, traj: torch.Tensor, taus: list[float]) -> torch.Tensor:
+        """Clip each state ``traj[k]`` (at ``taus[k]``) to the data's range at that time."""
+        return torch.stack(
+            [clip_to_range(state, *self._range_at(tau)) for state, tau in zip(traj, taus)]
+        )
 
     def _sim_options(
         self,
@@ -433,11 +534,18 @@ class Bridge:
         )
 
     def sample(
-        self, n: int, *, generator: torch.Generator | None = None, sde: bool | None = None
+        self,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        sde: bool | None = None,
+        clip: bool = False,
+        progress: bool | None = None,
     ) -> Any:
         """Draw ``n`` target-side samples by transporting standard-normal source samples.
 
-        Only for bridges whose source is the standard normal.
+        Only for bridges whose source is the standard normal. ``clip`` and ``progress`` are
+        those of :meth:`transport`.
 
         Example:
             >>> from sbflow.gaussian import GaussianBridge
@@ -452,16 +560,24 @@ class Bridge:
         n = check_positive_int(n, "n")
         check_generator(generator)
         self._use_sde(sde)
+        self._check_clip(clip)
         require_memory(
             2 * n * math.prod(self.feature_shape) * torch.get_default_dtype().itemsize,
             what=f"sample({n})",
             hint="Draw fewer samples per call (e.g. in a loop of chunks).",
         )
         x0 = torch.randn(n, *self.feature_shape, generator=generator)
-        return self.transport(x0, sde=sde, generator=generator)
+        return self.transport(x0, sde=sde, generator=generator, clip=clip, progress=progress)
 
     def sample_conditional(
-        self, x: Any, n: int, *, generator: torch.Generator | None = None, steps: int = 100
+        self,
+        x: Any,
+        n: int,
+        *,
+        generator: torch.Generator | None = None,
+        steps: int = 100,
+        clip: bool = False,
+        progress: bool | None = None,
     ) -> Any:
         """``n`` draws of the learned plan ``π(·|x)`` per row of ``x``: ``(len(x), n, *dims)``.
 
@@ -477,7 +593,9 @@ class Bridge:
         """
         from sbflow.bridge.conditional import sample_conditional
 
-        return sample_conditional(self, x, n, generator=generator, steps=steps)
+        return sample_conditional(
+            self, x, n, generator=generator, steps=steps, clip=clip, progress=progress
+        )
 
     def log_prob(self, x: Any, **options: Any) -> Any:
         """Log density of ``x`` under the target side (standard-normal sources only).

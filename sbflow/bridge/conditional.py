@@ -34,6 +34,8 @@ def sample_conditional(
     *,
     generator: torch.Generator | None = None,
     steps: int = 100,
+    clip: bool = False,
+    progress: bool | None = None,
 ) -> Any:
     r"""Draw ``n`` samples of the bridge's :math:`\pi(\cdot \mid x)` for every row of ``x``.
 
@@ -43,6 +45,9 @@ def sample_conditional(
         n: Draws per row.
         generator: Randomness of the draws (or of the SDE's Brownian motion).
         steps: Euler–Maruyama steps when the draws are simulated (unused when exact).
+        clip: Clip the draws to the range observed in the last sample set
+            (:attr:`~sbflow.Bridge.data_range`); raises for a bridge without one.
+        progress: Progress bar of the simulation (see :meth:`~sbflow.Bridge.transport`).
 
     Returns:
         ``(m, n, *dims)``: entry ``[i, j]`` is the ``j``-th draw given ``x[i]``, at the last
@@ -64,6 +69,7 @@ def sample_conditional(
     n = check_positive_int(n, "n")
     steps = check_positive_int(steps, "steps")
     check_generator(generator)
+    bridge._check_clip(clip)
     exact = getattr(bridge.model, "sample_conditional", None)
     if not callable(exact) and bridge.simulation != "sde":
         raise ValueError(
@@ -78,9 +84,13 @@ def sample_conditional(
         with torch.no_grad():
             draws = exact(z, n, generator=generator)  # (m, n, features)
         out = bridge._decode(draws)
+        if clip:
+            out = bridge._clip(out[None], [1.0])[0]
     else:
         bridge._encode(xs[:1], "x")  # a shape error names x, not the repeated rows
         repeated = xs.repeat_interleave(n, dim=0)
-        out = bridge.transport(repeated, sde=True, steps=steps, generator=generator)
+        out = bridge.transport(
+            repeated, sde=True, steps=steps, generator=generator, clip=clip, progress=progress
+        )
         out = out.reshape(m, n, *bridge.feature_shape)
     return to_caller(out, x)

@@ -15,7 +15,7 @@ from sbflow._checks import (
     check_positive_int,
     check_same_feature_shape,
 )
-from sbflow._inference import inference_threads, to_caller
+from sbflow._inference import inference_threads, map_chunks, to_caller
 from sbflow._memory import require_memory
 
 __all__ = ["evaluate", "log_prob"]
@@ -34,6 +34,7 @@ def evaluate(
     generator: torch.Generator | None = None,
     atol: float = 1e-5,
     rtol: float = 1e-5,
+    progress: bool | None = None,
 ) -> dict[str, float]:
     """Compare ``x0`` transported by ``bridge`` with held-out target samples ``x1``.
 
@@ -41,7 +42,8 @@ def evaluate(
 
     - ``w2``, ``w1``: exact Wasserstein distances (POT ``emd``) between the transported
       samples and ``x1``; ``energy``: energy distance; ``mmd``: squared MMD.
-    - ``nfe``: velocity evaluations of the adaptive solver.
+    - ``nfe``: velocity evaluations of the adaptive solver (the largest over the chunks
+      when more than 16 384 samples are solved in several).
     - ``path_energy``: ``PE = mean ∫₀¹ ‖dx/ds‖² ds`` along the ODE trajectories (time
       rescaled to ``s ∈ [0, 1]``; trapezoid rule on ``n_times`` points).
     - ``w2_ot``: exact ``W2(x0, x1)``; ``normalized_path_energy``: ``|PE − W2²| / W2²``
@@ -63,6 +65,8 @@ def evaluate(
         generator: Randomness of the SDE (default: seeded with 0).
         atol: ODE tolerance.
         rtol: ODE tolerance.
+        progress: Progress bars of the simulations: ``None`` (auto) on an interactive
+            terminal when the work is long, ``True`` always, ``False`` never.
 
     Returns:
         A dict of floats.
@@ -99,11 +103,20 @@ def evaluate(
     out = {"w2_ot": wasserstein(x0s.detach().cpu(), x1_cpu)}
     with inference_threads(1, bridge.device):
         if not bridge._drift_only:
-            out.update(_ode_metrics(bridge, z0, ta, tb, n_times, x1_cpu, out["w2_ot"], atol, rtol))
+            out.update(
+                _ode_metrics(
+                    bridge, z0, ta, tb, n_times, x1_cpu, out["w2_ot"], atol, rtol, progress
+                )
+            )
         if use_sde:
             gen = generator if generator is not None else torch.Generator().manual_seed(0)
-            res = bridge._simulate(z0, [ta, tb], sde=True, steps=sde_steps, generator=gen)
-            x_sde = bridge._decode(res.trajectory[-1]).cpu()
+
+            def sde_end(chunk: torch.Tensor) -> torch.Tensor:
+                res = bridge._simulate(chunk, [ta, tb], sde=True, steps=sde_steps, generator=gen)
+                return res.trajectory[-1]
+
+            z_sde = map_chunks(sde_end, z0, progress=progress, desc="evaluate: SDE")
+            x_sde = bridge._decode(z_sde).cpu()
             out["w2_sde"] = wasserstein(x_sde, x1_cpu)
             out["w1_sde"] = wasserstein(x_sde, x1_cpu, p=1)
             if bridge._drift_only:  # no ODE: the SDE samples are the transported ones
@@ -132,15 +145,28 @@ def _ode_metrics(
     w2_ot: float,
     atol: float,
     rtol: float,
+    progress: bool | None = None,
 ) -> dict[str, float]:
     """Sample metrics of the ODE's end points, its NFE and its path energy."""
     from sbflow.metrics import normalized_path_energy, path_energy
 
     ode = dict(sde=False, method="dopri5", atol=atol, rtol=rtol)
     # NFE of the adaptive solver alone (no output grid), then the trajectory for PE.
-    nfe = bridge._simulate(z0, [ta, tb], **ode).nfe
+    nfes: list[int] = []
+
+    def solve(chunk: torch.Tensor) -> torch.Tensor:
+        res = bridge._simulate(chunk, [ta, tb], **ode)
+        nfes.append(res.nfe)
+        return res.trajectory[-1]
+
+    map_chunks(solve, z0, progress=progress, desc="evaluate: ODE")
+    nfe = max(nfes)
     grid = torch.linspace(ta, tb, n_times).tolist()
-    traj = bridge._simulate(z0, grid, **ode).trajectory
+
+    def path(chunk: torch.Tensor) -> torch.Tensor:
+        return bridge._simulate(chunk, grid, **ode).trajectory
+
+    traj = map_chunks(path, z0, progress=progress, desc="evaluate: path energy", out_dim=1)
     with torch.no_grad():
         taus = torch.tensor(grid, dtype=traj.dtype, device=traj.device)
         flat = traj.reshape(-1, traj.shape[-1])
@@ -167,6 +193,7 @@ def log_prob(
     generator: torch.Generator | None = None,
     atol: float = 1e-5,
     rtol: float = 1e-5,
+    progress: bool | None = None,
 ) -> Any:
     """Log density of ``x`` under a flow's target side (standard-normal source).
 
@@ -181,6 +208,8 @@ def log_prob(
         generator: Randomness of the probes.
         atol: ODE tolerance.
         rtol: ODE tolerance.
+        progress: Progress bar (see :func:`evaluate`); the samples are solved in chunks of
+            bounded memory.
 
     Returns:
         ``(n,)`` log densities (tensor or NumPy, like ``x``).
@@ -218,9 +247,12 @@ def log_prob(
         x0 = norm.decode(z0)
         return -0.5 * (x0 * x0).sum(1) - 0.5 * d * math.log(2 * math.pi) + log_scale
 
-    with inference_threads(1, bridge.device):
-        out = log_likelihood(
-            bridge._velocity, z, base_log_prob, trace=trace, n_probes=n_probes,
+    def chunk_log_prob(chunk: torch.Tensor) -> torch.Tensor:
+        return log_likelihood(
+            bridge._velocity, chunk, base_log_prob, trace=trace, n_probes=n_probes,
             generator=generator, atol=atol, rtol=rtol,
         )  # fmt: skip
+
+    with inference_threads(1, bridge.device):
+        out = map_chunks(chunk_log_prob, z, progress=progress, desc="log_prob")
     return to_caller(out - log_scale, x)

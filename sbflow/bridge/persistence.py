@@ -6,7 +6,10 @@ without unpickling code):
 - ``model``: ``{"name", "config", "state"}`` — a registered model (:mod:`sbflow.models.registry`)
   rebuilt with its config (size-checked before anything is allocated), then its weights;
 - ``sigma``: σ in data units per unit of the user's time; ``simulation``: ``"ode"``/``"sde"``;
-- ``normalizer``, ``times``, ``feature_shape``, ``method``, ``base``, ``options``, ``history``.
+- ``normalizer``, ``times``, ``feature_shape``, ``method``, ``base``, ``options``, ``history``;
+- ``data_range`` (optional): ``{"low", "high"}`` tensors of shape ``(len(times), *feature_shape)``,
+  the per-feature range of each training set (:attr:`Bridge.data_range`). Files without it
+  (written before it existed, and all 0.1 files) load with ``data_range = None``.
 
 Format ``sbflow-bridge-1`` (sbflow 0.1) stored an MLP by its sizes and σ in training units
 (standardised data, per unit of normalised time); it loads as the same bridge, with σ
@@ -60,6 +63,9 @@ def bridge_state(bridge: Bridge) -> dict[str, Any]:
     }
     if scalar_scale(bridge.normalizer.scale) is None and bridge.sigma_internal > 0:
         state["sigma_internal"] = bridge.sigma_internal
+    if bridge.data_range is not None:
+        low, high = bridge.data_range
+        state["data_range"] = {"low": low.clone(), "high": high.clone()}
     return state
 
 
@@ -128,7 +134,17 @@ def bridge_from_state(state: dict[str, Any], *, device: Any = "cpu") -> Bridge:
         options=state["options"],
         history=state["history"],
         sigma_internal=state.get("sigma_internal"),
+        data_range=_read_range(state.get("data_range")),
     )
+
+
+def _read_range(entry: Any) -> tuple[Any, Any] | None:
+    """The ``data_range`` entry as ``(low, high)`` (``None`` when the file has none)."""
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not {"low", "high"} <= entry.keys():
+        raise ValueError("the entry 'data_range' must hold 'low' and 'high' tensors.")
+    return entry["low"], entry["high"]
 
 
 def load(path: str | os.PathLike[str], *, device: Any = "cpu") -> Bridge:
