@@ -10,8 +10,11 @@ subpackage:
 - :mod:`sbflow.models` — networks, registered by name so that bridge files rebuild them;
 - :mod:`sbflow.bridge`, :mod:`sbflow.fitting` — the :class:`Bridge` type and :func:`fit`;
 - :mod:`sbflow.simulation` — ODE/SDE integration and exact CNF log-likelihoods;
-- :mod:`sbflow.gaussian` — the closed-form Gaussian Schrödinger bridge, for validation;
-- :mod:`sbflow.data`, :mod:`sbflow.metrics`, :mod:`sbflow.training`, :mod:`sbflow.cli`.
+- :mod:`sbflow.groundtruth` — closed forms to check against: the Gaussian Schrödinger bridge
+  and the Gaussian-mixture entropic-OT benchmark; :mod:`sbflow.lightsb` — the light solver;
+- :mod:`sbflow.estimators` — :class:`~sbflow.estimators.OTMap`, a scikit-learn style map;
+- :mod:`sbflow.data`, :mod:`sbflow.metrics`, :mod:`sbflow.plotting`, :mod:`sbflow.training`,
+  :mod:`sbflow.cli`.
 
 Example:
     >>> import torch, sbflow
