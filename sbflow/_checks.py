@@ -50,7 +50,8 @@ def as_samples(
 
     Raises:
         TypeError: If ``x`` cannot be read as an array of numbers.
-        ValueError: If ``x`` is a scalar, has no samples or holds NaN/Inf.
+        ValueError: If ``x`` is a scalar, has no samples, holds NaN/Inf, or holds values
+            that overflow ``dtype``.
 
     Example:
         >>> as_samples([[0.0, 1.0], [2.0, 3.0]], "x0").shape
@@ -83,16 +84,6 @@ def as_samples(
     _reject_single_image(t, name)
     if not t.is_floating_point():
         t = t.to(torch.get_default_dtype())
-    if dtype is not None or device is not None:
-        check_finite(t, name)
-        target = dtype or t.dtype
-        t = t.to(dtype=target, device=device or t.device)
-        if not bool(torch.isfinite(t).all()):
-            raise ValueError(
-                f"{name} has finite values too large for {str(target).replace('torch.', '')} "
-                f"(largest number {torch.finfo(target).max:.1e}): converting them gives "
-                f"infinities. Rescale the data (e.g. standardise it) or use float64."
-            )
     if t.dim() == 0:
         raise ValueError(f"{name} is a scalar; samples must have shape (n, *dims).")
     if t.dim() == 1:
@@ -103,6 +94,15 @@ def as_samples(
     if t.shape[0] == 0:
         raise ValueError(f"{name} is empty (shape {tuple(t.shape)}); pass at least one sample.")
     check_finite(t, name)
+    if dtype is not None or device is not None:
+        target = dtype or t.dtype
+        t = t.to(dtype=target, device=device or t.device)
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(
+                f"{name} has finite values too large for {str(target).replace('torch.', '')} "
+                f"(largest number {torch.finfo(target).max:.1e}): converting them gives "
+                f"infinities. Rescale the data (e.g. standardise it) or use float64."
+            )
     return t
 
 

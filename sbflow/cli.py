@@ -19,7 +19,7 @@ import re
 import sys
 import time
 import warnings
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -55,32 +55,32 @@ class UsageError(Exception):
     """A problem with the command's inputs, reported without a traceback."""
 
 
-def _check_output(path: str, suffixes: Sequence[str], what: str) -> Path:
-    """Check an output file before any work: suffix, and that it can be written."""
+def _check_writable(path: Path, what: str) -> Path:
+    """:func:`~sbflow.data.io.check_writable`, its refusal reported as a usage error."""
     from sbflow.data.io import check_writable
 
+    try:
+        return check_writable(path, what)
+    except (ValueError, OSError) as err:
+        raise UsageError(str(err)) from None
+
+
+def _check_output(path: str, suffixes: Sequence[str], what: str) -> Path:
+    """Check an output file before any work: suffix, and that it can be written."""
     out = Path(path)
     if out.suffix.lower() not in suffixes:
         raise UsageError(
             f"{what} {out} has an unsupported suffix; use one of {', '.join(suffixes)}."
         )
-    try:
-        return check_writable(out, what)
-    except (ValueError, OSError) as err:
-        raise UsageError(str(err)) from None
+    return _check_writable(out, what)
 
 
 def _check_run_dir(path: str) -> None:
     """Check ``--run-dir`` before training: a directory (or creatable) that can be written."""
-    from sbflow.data.io import check_writable
-
     run_dir = Path(path)
     if run_dir.exists() and not run_dir.is_dir():
         raise UsageError(f"--run-dir {run_dir} exists and is not a directory.")
-    try:
-        check_writable(run_dir / "checkpoint.pt", "--run-dir checkpoint")
-    except (ValueError, OSError) as err:
-        raise UsageError(str(err)) from None
+    _check_writable(run_dir / "checkpoint.pt", "--run-dir checkpoint")
 
 
 def _load_bridge(path: str) -> Any:
@@ -296,7 +296,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
     gen = torch.Generator().manual_seed(args.seed)
 
     def read(source: str) -> torch.Tensor:
-        if source.strip().lower() in DATASETS and not os.path.exists(source):
+        if source.strip().lower() in DATASETS:  # as in load_samples: a name, never a file
             return load_samples(source, n=args.n, generator=gen)
         x = load_samples(source, key=args.key)
         return subsample(x, min(args.n, x.shape[0]), generator=gen)
@@ -333,7 +333,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if out_dir.exists() and not out_dir.is_dir():
         raise UsageError(f"--out {out_dir} exists and is not a directory.")
     for name in ("trajectories.png", "ot-cfm.pt", "sb-cfm.pt"):
-        _check_output(str(out_dir / name), (Path(name).suffix,), "demo output")
+        _check_writable(out_dir / name, "demo output")
     source, target = args.source, args.target
     n_test = args.n_test
     g = torch.Generator().manual_seed(10_000 + args.seed)  # held out: not the training seeds
@@ -477,6 +477,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
+    methods = _methods()  # once: it imports the SBFLOW_PLUGINS modules
     key_help = "array name in .npz/.pt files, or AnnData obsm key (default: the only array / X)"
 
     p = sub.add_parser(
@@ -492,7 +493,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--method",
         "-m",
-        choices=_methods(),
+        choices=methods,
         default="ot-cfm",
         help="; ".join(f"{k}: {v}" for k, v in METHODS.items()) + " (default: ot-cfm)",
     )
@@ -671,7 +672,7 @@ def build_parser() -> argparse.ArgumentParser:
         "score of the exact sampler at the same sample sizes.",
     )
     p.add_argument(
-        "--method", "-m", choices=_methods(), default="light-sb", help="(default: light-sb)"
+        "--method", "-m", choices=methods, default="light-sb", help="(default: light-sb)"
     )
     p.add_argument(
         "--dims", nargs="+", type=_positive_int, default=[2, 16], help="dimensions (default 2 16)"
@@ -697,20 +698,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="benchmark instance and fit seed")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_benchmark)
-    _add_debug_flag(parser)
+    _add_debug_flag(parser, sub.choices.values())
     return parser
 
 
-def _add_debug_flag(parser: argparse.ArgumentParser) -> None:
+def _add_debug_flag(
+    parser: argparse.ArgumentParser, commands: Iterable[argparse.ArgumentParser]
+) -> None:
     """``--debug`` before or after the command name: show tracebacks instead of one line."""
     help_text = "on an error, show the Python traceback instead of one line"
     parser.add_argument("--debug", action="store_true", help=help_text)
-    for action in parser._actions:
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in action.choices.values():
-                sub.add_argument(
-                    "--debug", action="store_true", default=argparse.SUPPRESS, help=help_text
-                )
+    for command in commands:
+        command.add_argument(
+            "--debug", action="store_true", default=argparse.SUPPRESS, help=help_text
+        )
 
 
 # -- errors -----------------------------------------------------------------------------------

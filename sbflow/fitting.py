@@ -229,10 +229,10 @@ def fit(
         sigma_z = to_internal(sigma_data, scale=scale, span=timemap.span)
         _check_relative_sigma(sigma_data, sigma_z, scale, timemap.span, meth.simulation)
     sets = [
-        SampleSet(normalizer.encode(s.reshape(s.shape[0], -1).float()))
+        SampleSet(normalizer.encode(flat))
         if isinstance(s, torch.Tensor)
         else SampleSet(name=s, dim=features)
-        for s in loaded
+        for s, flat in zip(loaded, stats_sets)
     ]
     if paired and any(s.data is None for s in sets):
         raise ValueError("paired=True needs data sets (matched rows), not built-in generators.")

@@ -27,7 +27,6 @@ from sbflow._checks import (
 from sbflow._memory import require_memory
 from sbflow.couplings._network_simplex import BYTES_PER_ENTRY, network_simplex
 from sbflow.couplings.base import ConvergenceError
-from sbflow.couplings.exact import _simplex_advice
 
 __all__ = [
     "energy_distance",
@@ -129,7 +128,9 @@ def wasserstein(
         if not sol.optimal:
             raise ConvergenceError(
                 f"exact OT (network simplex) did not return a verified optimum: {sol.reason}. "
-                + _simplex_advice(sol.out_of_iterations, max_iter)
+                + sol.advice(
+                    max_iter, "energy_distance and mmd compare the two sets without solving OT."
+                )
             )
         total = sol.total
     return scale * max(total, 0.0) ** (1.0 / p)

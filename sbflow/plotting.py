@@ -232,8 +232,6 @@ def plot_bridge(
                 f"projection='images' needs image-shaped samples; these have shape {shape}. "
                 f"Pass image_shape=(H, W) to show flat samples as images."
             )
-        if projection == "auto" and image_shape is None and len(shape) == 1:
-            layout = None
     if layout is not None:
         if ax is not None:
             raise ValueError("image grids need their own figure; call without ax=.")
@@ -255,7 +253,8 @@ def plot_bridge(
         fig = axes[0].figure
 
     if dim == 1 and features is None and projection != "pca":
-        note = _draw_time(axes, traj[..., 0], target, pick.numpy(), bridge)
+        note = ""
+        _draw_time(axes, traj[..., 0], target, pick.numpy(), bridge)
     else:
         if dim < 2:
             raise ValueError("projection='pca' and features need at least 2 features.")
@@ -329,7 +328,7 @@ def _draw_plane(
 
 def _draw_time(
     axes: list[Any], traj: np.ndarray, target: np.ndarray | None, pick: np.ndarray, bridge: Any
-) -> str:
+) -> None:
     """1-D data: value against time, and histograms of target and transported samples."""
     times = list(getattr(bridge, "times", [0.0, 1.0]))
     t = np.linspace(times[0], times[-1], traj.shape[0])
@@ -359,7 +358,6 @@ def _draw_time(
         left.scatter(np.full(len(target), t[-1]), target[:, 0], s=10, facecolors="none",
                      edgecolors=_TARGET, lw=0.4, alpha=0.5, label="target")  # fmt: skip
         left.legend(loc="best", fontsize=8, markerscale=2.5)
-    return ""
 
 
 def _to_rgb(images: np.ndarray, layout: str, low: float, high: float) -> np.ndarray:

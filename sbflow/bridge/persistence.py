@@ -85,7 +85,7 @@ def _upgrade(state: dict[str, Any]) -> dict[str, Any]:
             "config": config,
             "state": state["model"],
         },
-        "sigma": from_internal(sigma_z, scale=scale or 1.0, span=span) if scale else 0.0,
+        "sigma": from_internal(sigma_z, scale=scale, span=span) if scale else 0.0,
         "simulation": "sde" if two else "ode",
         **{k: state[k] for k in ("normalizer", "times", "feature_shape", "base", "history")},
         "options": {**state["options"], "upgraded_from": _LEGACY},

@@ -59,6 +59,27 @@ class SimplexSolution:
     reason: str
     out_of_iterations: bool
 
+    def advice(self, max_iter: int, alternative: str) -> str:
+        """What the caller can do about a solution that is not ``optimal``.
+
+        Args:
+            max_iter: The pivot budget the solver ran with.
+            alternative: An approximate alternative in the caller's own API, for a solver
+                failure that more iterations would not fix.
+
+        Example:
+            >>> cost = np.arange(16.0).reshape(4, 4)[::-1]
+            >>> sol = network_simplex(np.ones(4), np.ones(4), cost, max_iter=1)
+            >>> sol.out_of_iterations, sol.advice(1, "Use sinkhorn.")
+            (True, 'Raise max_iter (now 1).')
+        """
+        if self.out_of_iterations:
+            return f"Raise max_iter (now {max_iter})."
+        return (
+            f"This is a solver failure, not an input error: please report it with the data. "
+            f"{alternative}"
+        )
+
 
 def _normalised(w: np.ndarray) -> tuple[np.ndarray, float]:
     # divide by the maximum first: the sum of weights near 1e308 would overflow

@@ -66,6 +66,13 @@ class PlanStore:
         """``P @ y`` for ``y`` of shape ``(m, d)``."""
         return torch.cat([blk @ y for _, blk in self._blocks()], 0)
 
+    def rmatmul(self, y: torch.Tensor) -> torch.Tensor:
+        """``Pᵀ @ y`` for ``y`` of shape ``(n, d)``."""
+        out = torch.zeros(self.m, y.shape[1], dtype=y.dtype, device=y.device)
+        for sub, blk in self._blocks():
+            out += blk.T @ y[sub]
+        return out
+
     def sample_targets(self, src: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         """One target per entry of ``src``, drawn from ``P[i, :]`` (rows must have mass)."""
         if src.numel() == 0:
@@ -140,6 +147,9 @@ class DenseStore(PlanStore):
     def matmul(self, y: torch.Tensor) -> torch.Tensor:
         return self.plan @ y
 
+    def rmatmul(self, y: torch.Tensor) -> torch.Tensor:
+        return self.plan.T @ y
+
 
 class OuterStore(PlanStore):
     """The product plan ``a bᵀ / sum(a)`` of the independent coupling (never materialised).
@@ -167,6 +177,9 @@ class OuterStore(PlanStore):
 
     def matmul(self, y: torch.Tensor) -> torch.Tensor:
         return self.a[:, None] * (self.b @ y)[None, :]
+
+    def rmatmul(self, y: torch.Tensor) -> torch.Tensor:
+        return self.b[:, None] * (self.a @ y)[None, :]
 
     def sample_targets(self, src: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         return sample_categorical(self.b, src.numel(), replace=True, generator=generator)
@@ -226,6 +239,10 @@ class SparseStore(PlanStore):
     def matmul(self, y: torch.Tensor) -> torch.Tensor:
         out = torch.zeros(self.n, y.shape[1], dtype=y.dtype, device=y.device)
         return out.index_add_(0, self.r, self.v[:, None].to(y.dtype) * y[self.c])
+
+    def rmatmul(self, y: torch.Tensor) -> torch.Tensor:
+        out = torch.zeros(self.m, y.shape[1], dtype=y.dtype, device=y.device)
+        return out.index_add_(0, self.c, self.v[:, None].to(y.dtype) * y[self.r])
 
     def sample_targets(self, src: torch.Tensor, generator: torch.Generator | None) -> torch.Tensor:
         if src.numel() == 0:

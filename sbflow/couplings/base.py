@@ -566,11 +566,15 @@ def _check_finite_result(c: Coupling) -> None:
     if all(math.isfinite(v) for v in values):
         return
     if c.reg is not None:
+        # partial OT is exact in the same solver; the others have method='exact'
+        exact = (
+            "no reg or rel_reg (exact partial OT)" if c.method == "partial" else "method='exact'"
+        )
         raise ConvergenceError(
             f"{c.method}: the entropic plan holds NaN or infinite values: reg={c.reg:.3g} is "
             f"too small for costs of this size (exp(-cost / reg) leaves the floating-point "
             f"range). Use a larger reg, or a relative one (rel_reg=0.05 sets reg to 5% of the "
-            f"mean cost), float64 samples, or method='exact' for unregularised OT."
+            f"mean cost), float64 samples, or {exact} for unregularised OT."
         )
     raise ConvergenceError(
         f"{c.method}: the solver returned NaN or infinite values (cost={c.cost}); this is a "

@@ -37,15 +37,6 @@ def _is_uniform(w: torch.Tensor) -> bool:
     return bool((w == w[0]).all())
 
 
-def _simplex_advice(out_of_iterations: bool, max_iter: int) -> str:
-    if out_of_iterations:
-        return f"Raise max_iter (now {max_iter})."
-    return (
-        "This is a solver failure, not an input error: please report it with the data. "
-        "method='sinkhorn' with a small rel_reg is an approximate alternative."
-    )
-
-
 class ExactOT(CouplingSolver):
     """Exact optimal transport for the squared Euclidean cost, kept sparse.
 
@@ -147,7 +138,10 @@ class ExactOT(CouplingSolver):
         if not sol.optimal:
             self._warn_or_raise(
                 f"exact OT (network simplex) did not return a verified optimum: {sol.reason}. "
-                + _simplex_advice(sol.out_of_iterations, self.max_iter)
+                + sol.advice(
+                    self.max_iter,
+                    "method='sinkhorn' with a small rel_reg is an approximate alternative.",
+                )
             )
         return self._result(
             store,

@@ -232,14 +232,9 @@ def _barycentres(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Barycentres of the plan's rows (or columns) and which of them have mass."""
     if not inverse:
-        mass = coupling.row_mass()
-        bary = coupling._store.matmul(dst)
+        mass, bary = coupling.row_mass(), coupling._store.matmul(dst)
     else:
-        mass = torch.zeros(coupling.m, dtype=src.dtype, device=src.device)
-        bary = torch.zeros_like(src)
-        for idx, blk in coupling._store._blocks():
-            mass += blk.sum(0)
-            bary += blk.T @ dst[idx]
+        mass, bary = coupling.col_mass(), coupling._store.rmatmul(dst)
     keep = mass > 0
     if not bool(keep.any()):
         raise ValueError("the plan has no mass, so it maps nothing; check the coupling.")

@@ -20,7 +20,7 @@ from sbflow.couplings._sinkhorn_core import DenseOps, default_tol, stabilized_si
 from sbflow.couplings._stores import DenseStore, SparseStore
 from sbflow.couplings.base import Coupling, CouplingSolver
 from sbflow.couplings.cost import DENSE_HINT, REG_SCALES, cost_scale, sq_euclidean
-from sbflow.couplings.exact import _simplex_advice, marginal_error
+from sbflow.couplings.exact import marginal_error
 
 __all__ = ["PartialOT"]
 
@@ -155,7 +155,11 @@ class PartialOT(CouplingSolver):
         if not sol.optimal:
             self._warn_or_raise(
                 f"partial OT (network simplex) did not return a verified optimum: "
-                f"{sol.reason}. {_simplex_advice(sol.out_of_iterations, self.max_iter)}"
+                f"{sol.reason}. "
+                + sol.advice(
+                    self.max_iter,
+                    "A small rel_reg (entropic partial OT) is an approximate alternative.",
+                )
             )
         bext_scaled = bext * (aext.sum() / bext.sum())
         ext_err = marginal_error(

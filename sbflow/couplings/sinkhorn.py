@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from sbflow._checks import check_positive
+from sbflow._checks import check_bool, check_positive, check_positive_int
 from sbflow.couplings._keops import keops_status, warn_fallback_once
 from sbflow.couplings._sinkhorn_core import (
     DenseOps,
@@ -116,20 +116,18 @@ class Sinkhorn(CouplingSolver):
             raise ValueError(f"reg_scale must be one of {REG_SCALES}; got {reg_scale!r}.")
         self.reg_scale = reg_scale
         self.tol = None if tol is None else check_positive(tol, "tol")
-        if int(max_iter) != max_iter or max_iter < 1:
-            raise ValueError(f"max_iter must be a positive integer; got {max_iter!r}.")
-        self.max_iter = int(max_iter)
-        self.anneal = bool(anneal)
-        if not 0.0 < float(anneal_factor) < 1.0:
+        self.max_iter = check_positive_int(max_iter, "max_iter")
+        self.anneal = check_bool(anneal, "anneal")
+        self.anneal_factor = check_positive(
+            anneal_factor, "anneal_factor", "It must lie in (0, 1)."
+        )
+        if not self.anneal_factor < 1.0:
             raise ValueError(f"anneal_factor must lie in (0, 1); got {anneal_factor!r}.")
-        self.anneal_factor = float(anneal_factor)
-        if int(stage_iters) != stage_iters or stage_iters < 1:
-            raise ValueError(f"stage_iters must be a positive integer; got {stage_iters!r}.")
-        self.stage_iters = int(stage_iters)
+        self.stage_iters = check_positive_int(stage_iters, "stage_iters")
         if backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {_BACKENDS}; got {backend!r}.")
         self.backend = backend
-        self.strict = bool(strict)
+        self.strict = check_bool(strict, "strict")
 
     # -- settings ------------------------------------------------------------------------
     def _resolve(

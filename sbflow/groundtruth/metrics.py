@@ -204,10 +204,9 @@ def _conditional_score(
         if not isinstance(draws, torch.Tensor) or tuple(draws.shape) != expected:
             got = tuple(draws.shape) if isinstance(draws, torch.Tensor) else type(draws).__name__
             raise ValueError(f"sampler(x, n) must return a tensor of shape {expected}; got {got}.")
-        m_hat, s_hat = sample_moments(draws.detach())
-        bw = bures_wasserstein2(m_hat, s_hat, means[lo : lo + chunk], covs[lo : lo + chunk])
-        total += float(bw.sum())
-    return 100.0 * total / x.shape[0] / _half_trace(target_cov)
+        score = cbw2_uvp(draws.detach(), means[lo : lo + chunk], covs[lo : lo + chunk], target_cov)
+        total += score * xs.shape[0]
+    return total / x.shape[0]
 
 
 def score_conditional_sampler(

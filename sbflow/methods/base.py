@@ -74,13 +74,7 @@ class Problem:
             >>> p.sampler(0)(3, torch.Generator()).shape
             torch.Size([3, 2])
         """
-        sample_set, encode = self.sets[k], self.encode
-
-        def draw(n: int, g: torch.Generator) -> torch.Tensor:
-            x = sample_set.draw(n, g)
-            return encode(x) if (sample_set.data is None and encode is not None) else x
-
-        return draw
+        return self.sets[k].drawer(self.encode)
 
     def interval_sigma(self, k: int) -> float:
         """σ of interval ``k`` per unit of its local time ``s ∈ [0, 1]``: ``σ √Δτ_k``.

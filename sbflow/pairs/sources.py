@@ -49,13 +49,21 @@ def _drawer(data: Any, name: str) -> Drawer:
         )
 
     def draw(n: int, generator: torch.Generator) -> torch.Tensor:
-        return data[_rows(data.shape[0], n, generator)]
+        return data[sample_rows(data.shape[0], n, generator)]
 
     return draw
 
 
-def _rows(size: int, n: int, generator: torch.Generator) -> torch.Tensor:
-    """Row indices: without replacement when there are enough rows, else with replacement."""
+def sample_rows(size: int, n: int, generator: torch.Generator) -> torch.Tensor:
+    """``n`` row indices of a set of ``size`` rows, as every training draw picks them.
+
+    Without replacement when the set has at least ``n`` rows (and at most 65 536, beyond
+    which a permutation per step costs more than it is worth), with replacement otherwise.
+
+    Example:
+        >>> sample_rows(5, 5, torch.Generator().manual_seed(0)).sort().values.tolist()
+        [0, 1, 2, 3, 4]
+    """
     if n <= size <= 65_536:
         return torch.randperm(size, generator=generator)[:n]
     return torch.randint(0, size, (n,), generator=generator)
@@ -179,7 +187,7 @@ class GivenPairs(PairSource):
         self.x0, self.x1 = x0, x1
 
     def draw(self, n: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        idx = _rows(self.x0.shape[0], n, generator)
+        idx = sample_rows(self.x0.shape[0], n, generator)
         return self.x0[idx], self.x1[idx]
 
 

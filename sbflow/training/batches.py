@@ -8,7 +8,6 @@ batches ahead in a thread and a resumed run see exactly the batches it would hav
 from __future__ import annotations
 
 import dataclasses
-import functools
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import torch
 
 from sbflow.data.toy import sample_dataset
 from sbflow.pairs import IndependentPairs, PairSource
+from sbflow.pairs.sources import sample_rows
 from sbflow.training.prefetch import step_seed
 
 __all__ = ["Normalizer", "PathBatches", "SampleSet", "concat_samples"]
@@ -145,9 +145,8 @@ class SampleSet:
     def draw(self, n: int, generator: torch.Generator) -> torch.Tensor:
         """``n`` samples: fresh points of a built-in set, or rows of the data.
 
-        Rows are drawn without replacement when the set has at least ``n`` rows (and at most
-        65 536, beyond which a permutation per step costs more than it is worth), with
-        replacement otherwise.
+        Rows are picked by :func:`~sbflow.pairs.sources.sample_rows` (without replacement
+        when the set has enough of them).
 
         Example:
             >>> SampleSet(name="moons").draw(3, torch.Generator().manual_seed(0)).shape
@@ -161,12 +160,28 @@ class SampleSet:
                 dtype=torch.float32,
                 dim=self.dim,
             )
-        size = self.data.shape[0]
-        if n <= size <= 65_536:
-            idx = torch.randperm(size, generator=generator)[:n]
-        else:
-            idx = torch.randint(0, size, (n,), generator=generator)
-        return self.data[idx]
+        return self.data[sample_rows(self.data.shape[0], n, generator)]
+
+    def drawer(
+        self, encode: Callable[[torch.Tensor], torch.Tensor] | None = None
+    ) -> Callable[[int, torch.Generator], torch.Tensor]:
+        """``draw(n, generator)`` in training units (built-in points pass through ``encode``).
+
+        Data rows are stored standardised already; fresh points of a built-in set are not,
+        so they go through ``encode`` (the normaliser's).
+
+        Example:
+            >>> draw = SampleSet(name="moons").drawer(lambda x: 0 * x)
+            >>> draw(3, torch.Generator().manual_seed(0)).abs().max().item()
+            0.0
+        """
+        if self.data is not None or encode is None:
+            return self.draw
+
+        def draw(n: int, generator: torch.Generator) -> torch.Tensor:
+            return encode(self.draw(n, generator))
+
+        return draw
 
     def fingerprint(self) -> str:
         """A short hash identifying the set (for checking that a resumed run has the same data).
@@ -268,18 +283,10 @@ class PathBatches:
         self.rank = int(rank)
         if pairs is None:
             pairs = [
-                IndependentPairs(
-                    functools.partial(self._draw, k), functools.partial(self._draw, k + 1)
-                )
+                IndependentPairs(self.sets[k].drawer(encode), self.sets[k + 1].drawer(encode))
                 for k in range(len(self.samplers))
             ]
         self.pairs = list(pairs)
-
-    def _draw(self, k: int, n: int, g: torch.Generator) -> torch.Tensor:
-        x = self.sets[k].draw(n, g)
-        if self.sets[k].data is None and self.encode is not None:
-            x = self.encode(x)
-        return x
 
     def __call__(self, step: int) -> Any:
         g = torch.Generator().manual_seed(step_seed(self.seed, step, self.rank))

@@ -547,18 +547,19 @@ class Trainer:
             >>> Trainer(torch.nn.Linear(1, 1), None, None, TrainConfig(steps=0)).train().step
             0
         """
-        cfg = self.config
         lock = self._lock_run_dir()  # a finished run too: it tidies up and catches up
-        if self.step >= cfg.steps:
-            if lock is not None:
-                lock.release()
-            return self
         try:
-            loggers = self._loggers()
-        except BaseException:
+            return self._train_locked()
+        finally:
             if lock is not None:
                 lock.release()
-            raise
+
+    def _train_locked(self) -> Trainer:
+        """The body of :meth:`train`, run while this process holds ``run_dir``'s lock."""
+        cfg = self.config
+        if self.step >= cfg.steps:
+            return self
+        loggers = self._loggers()
         interrupts = _Interrupts()
         bar = None
         if cfg.progress and is_main(self.dist):
@@ -646,6 +647,4 @@ class Trainer:
             if interrupted or stopped or self.step >= cfg.steps:
                 self.save_checkpoint()
             self.model.eval()
-            if lock is not None:
-                lock.release()
         return self

@@ -93,6 +93,22 @@ def test_images_keep_their_shape() -> None:
     assert c.transform(x0[:5] + 0.01).shape == (5, 2, 4, 4)
 
 
+@pytest.mark.parametrize(
+    ("method", "options"),
+    [("exact", {}), ("sinkhorn", {"reg": 1.0}), ("independent", {}), ("partial", {"mass": 0.6})],
+)
+def test_transposed_products_match_the_dense_plan(method: str, options: dict) -> None:
+    """The inverse barycentres use ``Pᵀ y``: each store's fast path and the block-wise default."""
+    from sbflow.couplings._stores import PlanStore
+
+    x0, x1, _ = _sets()
+    c = couple(x0, x1, method=method, **options)
+    y = torch.randn(40, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    want = c.plan().T @ y
+    assert torch.allclose(c._store.rmatmul(y), want, rtol=1e-12, atol=1e-15)
+    assert torch.allclose(PlanStore.rmatmul(c._store, y), want, rtol=1e-12, atol=1e-15)
+
+
 def test_zero_mass_sources_are_not_used_as_neighbours() -> None:
     x0 = torch.tensor([[0.0], [1.0], [10.0]], dtype=torch.float64)
     x1 = torch.tensor([[5.0], [6.0]], dtype=torch.float64)

@@ -225,10 +225,6 @@ def test_every_option_is_validated_by_name(method: str, data) -> None:
             assert not (isinstance(value, float) and value != value), (option, value)
 
 
-# Sinkhorn's option checks live in helper E's sinkhorn.py (issue 13 follow-up: max_iter and
-# stage_iters through check_positive_int, strict and anneal through check_bool, anneal_factor
-# through a number check); strict xfail, so the marker must go once they are fixed.
-@pytest.mark.xfail(strict=True, reason="Sinkhorn options not yet validated by name")
 @pytest.mark.parametrize("method", ["sinkhorn", "unbalanced"])
 def test_sinkhorn_options_are_validated_by_name(method: str) -> None:
     for option in ("max_iter", "stage_iters", "strict", "anneal", "anneal_factor"):
