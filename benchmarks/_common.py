@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
-__all__ = ["TORCHCFM_RECIPE"]
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["TORCHCFM_RECIPE", "timed"]
 
 TORCHCFM_RECIPE = {
     "normalise": False,
@@ -13,3 +18,13 @@ TORCHCFM_RECIPE = {
 }
 """torchcfm's training recipe as ``sbflow.fit`` options: raw data, AdamW with torch's default
 weight decay 0.01 at a constant rate, no warm-up, no gradient clipping."""
+
+
+def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
+    """Median wall time of ``fn()`` over ``repeats`` runs, and its last result."""
+    times, out = [], None
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        out = fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times), out

@@ -31,24 +31,13 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
-import time
 import warnings
 
 import numpy as np
 import torch
+from _common import timed
 
 from sbflow.estimators import OTMap
-
-
-def timed(fn, repeats: int):
-    """Median wall time of ``fn()`` over ``repeats`` runs, and its last result."""
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def main() -> None:

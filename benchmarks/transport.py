@@ -25,25 +25,14 @@ Usage:
 from __future__ import annotations
 
 import argparse
-import statistics
-import time
 
 import torch
 import torchdiffeq
 import torchsde
+from _common import timed
 
 import sbflow
 from sbflow.data import sample_dataset
-
-
-def timed(fn, repeats: int):
-    """Median wall time of ``fn()`` over ``repeats`` runs, and its last result."""
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times), out
 
 
 def velocity(model):
