@@ -450,9 +450,16 @@ class Trainer:
                 for k in set(state["meta"]) | set(self.meta)
                 if state["meta"].get(k) != self.meta.get(k)
             )
+            missing = sorted(set(self.meta) - set(state["meta"]))
+            origin = (
+                f" It lacks {', '.join(missing)}: an earlier sbflow release wrote it, and its "
+                f"checkpoints do not resume in this one."
+                if missing
+                else ""
+            )
             raise ValueError(
-                f"{where} belongs to a different run (differs in: {', '.join(keys)}); use another "
-                f"run directory, or resume=False to start over."
+                f"{where} belongs to a different run (differs in: {', '.join(keys)}).{origin} "
+                f"Use another run directory, or resume=False to start over."
             )
         self.model.load_state_dict(state["model"])
         self.ema.load_state_dict(state["ema"])

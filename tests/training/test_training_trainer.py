@@ -147,8 +147,13 @@ def test_resume_refuses_a_different_run(tmp_path: Path) -> None:
     trainer(tmp_path, steps=7).train()
     with pytest.raises(ValueError, match="other training settings"):
         trainer(tmp_path, lr=0.5)
-    with pytest.raises(ValueError, match="different run"):
+    with pytest.raises(ValueError, match="different run") as err:
         Trainer(make_model(), loss_fn, make_batch, config(), run_dir=tmp_path, meta={"task": "x"})
+    assert "earlier sbflow release" not in str(err.value)
+    # A checkpoint without a description entry the current run has: an older release's.
+    newer = {"task": "rotate", "paired": False}
+    with pytest.raises(ValueError, match="lacks paired: an earlier sbflow release"):
+        Trainer(make_model(), loss_fn, make_batch, config(), run_dir=tmp_path, meta=newer)
     fresh = Trainer(
         make_model(),
         loss_fn,
