@@ -165,7 +165,9 @@ def fit(
     cls = _method_class(method)
     sets_in, times = split_sets(source, target, times, cls.gaussian_source)
     if cls.gaussian_source and (
-        len(sets_in) != 2 or not is_dataset_name(sets_in[0]) or sets_in[0].strip() != "normal"
+        len(sets_in) != 2
+        or not is_dataset_name(sets_in[0])
+        or sets_in[0].strip().lower() != "normal"
     ):
         raise ValueError(
             f"method {cls.name!r} transports the standard normal: pass source='normal' (or "

@@ -110,6 +110,7 @@ def test_log_prob_only_with_gaussian_source(ot_bridge: sb.Bridge) -> None:
     lp = fm.log_prob(data("moons", 8, 7))
     assert lp.shape == (8,) and torch.isfinite(lp).all()
     assert fm.sample(5, generator=torch.Generator().manual_seed(0)).shape == (5, 2)
+    assert sb.fit(" Normal", "moons", method="fm", **TINY).base == "normal"  # names ignore case
     # From the built-in normal, with normalisation: densities in data units integrate to ~1
     # (checked on a grid; the flow is barely trained, but the change of variables is exact).
     nb = sb.fit("normal", "moons", method="ot-cfm", **TINY)
