@@ -7,7 +7,10 @@ Two parts, each printed with medians and ratios from one run:
 
    * ``sbflow SB-CFM``: ``sbflow.fit(method="sb-cfm", sigma=σ)`` with torchcfm's recipe
      (raw data, AdamW with weight decay 0.01, constant rate) and sbflow's flow + score MLP
-     (3 × 64), per-batch entropic plans at ``reg = 2σ²`` computed ahead in background threads;
+     (3 × 64), per-batch entropic plans at ``reg = 2σ²`` computed ahead in a background
+     thread, eight steps' plans solved as one block where they need no annealing;
+   * ``sbflow SB-CFM 0.1``: the same with each plan solved alone and two prefetch threads
+     (the pipeline of release 0.1), to show what the blocks buy;
    * ``torchcfm [SF]2M``: the loop of torchcfm's [SF]2M example with
      ``SchrodingerBridgeConditionalFlowMatcher(sigma=σ, ot_method="sinkhorn")`` (POT's
      ``ot.sinkhorn`` on each batch) and two ``torchcfm.models.MLP(D, w=64)`` (flow, score);
@@ -30,8 +33,9 @@ Everything runs on one torch thread. torchcfm (``pip install torchcfm``; install
 optional.
 
 Usage:
-    python benchmarks/sb_speed.py            # 1000 training steps per run, 20 couplings
-    python benchmarks/sb_speed.py --quick    # 200 steps, 7 couplings
+    python benchmarks/sb_speed.py              # 1000 steps per run, medians of 3; 20 couplings
+    python benchmarks/sb_speed.py --part train # the throughput table only
+    python benchmarks/sb_speed.py --quick      # 200 steps, one run each, 7 couplings
 """
 
 from __future__ import annotations
@@ -42,6 +46,7 @@ import os
 import statistics
 import time
 import warnings
+from collections.abc import Callable
 from functools import partial
 
 import numpy as np
@@ -52,6 +57,7 @@ import sbflow
 from sbflow.couplings import Sinkhorn, sigma_to_reg
 from sbflow.couplings.sinkhorn import MINIBATCH_TOL
 from sbflow.data import sample_dataset
+from sbflow.training.batches import PathBatches
 
 SAME_RECIPE = {**TORCHCFM_RECIPE, "progress": False}
 BATCH = 256
@@ -74,19 +80,28 @@ def sbflow_rate(
     x1: torch.Tensor,
     sigma: float,
     steps: int,
-    tol: float | None = None,
+    blocks: bool = True,
 ) -> float:
-    """Steps/s of ``sbflow.fit`` (whole call); ``tol``: the per-batch Sinkhorn tolerance."""
+    """Steps/s of ``sbflow.fit`` (whole call); ``blocks=False``: per-step couplings, 2 workers.
+
+    ``blocks=False`` is the pipeline of release 0.1 (each batch coupled alone, two prefetch
+    threads), kept to show what solving the couplings in blocks buys.
+    """
     kw: dict = {"sigma": sigma} if method == "sb-cfm" else {}
-    if tol is not None:
-        kw["coupling"] = Sinkhorn(reg=sigma_to_reg(sigma), tol=tol)
-    t0 = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sbflow.fit(
-            x0, x1, method=method, steps=steps, batch_size=BATCH, seed=0, **kw, **SAME_RECIPE
-        )
-    return steps / (time.perf_counter() - t0)
+    if not blocks:
+        kw["prefetch_workers"] = 2
+    saved = PathBatches.BLOCK
+    PathBatches.BLOCK = PathBatches.BLOCK if blocks else 1
+    try:
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sbflow.fit(
+                x0, x1, method=method, steps=steps, batch_size=BATCH, seed=0, **kw, **SAME_RECIPE
+            )
+        return steps / (time.perf_counter() - t0)
+    finally:
+        PathBatches.BLOCK = saved
 
 
 def torchcfm_rate(x0: torch.Tensor, x1: torch.Tensor, sigma: float, steps: int) -> float:
@@ -117,40 +132,62 @@ def torchcfm_rate(x0: torch.Tensor, x1: torch.Tensor, sigma: float, steps: int) 
     return steps / (time.perf_counter() - t0)
 
 
-def training(steps: int, dims: tuple[int, ...], sigma: float, have_torchcfm: bool) -> None:
-    """Part 1: throughput table."""
+def _medians(runs: dict[str, Callable[[], float]], reps: int) -> dict[str, float]:
+    """Median of ``reps`` calls of each runner, the runners interleaved round by round."""
+    got: dict[str, list[float]] = {name: [] for name in runs}
+    for _ in range(reps):
+        for name, run in runs.items():
+            got[name].append(run())
+    return {name: statistics.median(v) for name, v in got.items()}
+
+
+def training(
+    steps: int, dims: tuple[int, ...], sigma: float, have_torchcfm: bool, reps: int
+) -> None:
+    """Part 1: throughput table (medians of ``reps`` interleaved runs)."""
     reg = sigma_to_reg(sigma)
-    print(f"\n== Training throughput, batch {BATCH}, σ = {sigma} (reg = {reg}), {steps} steps ==")
-    print("SB-CFM: default tolerance (1e-4 in float32); SB-CFM mb: tol=MINIBATCH_TOL (1e-3)")
     print(
-        f"{'D':>3s} {'SB-CFM':>9s} {'SB-CFM mb':>10s} {'torchcfm':>9s} {'OT-CFM':>9s}"
-        f" {'SB/torchcfm':>12s} {'SB mb/torchcfm':>15s} {'SB mb/OT-CFM':>13s}"
+        f"\n== Training throughput, batch {BATCH}, σ = {sigma} (reg = {reg}), {steps} steps, "
+        f"median of {reps} interleaved runs =="
+    )
+    print("SB-CFM: default (plans solved in blocks of 8 steps, 1 prefetch thread);")
+    print("SB-CFM 0.1: each plan solved alone, 2 prefetch threads (the 0.1 pipeline)")
+    print(
+        f"{'D':>3s} {'SB-CFM':>9s} {'SB-CFM 0.1':>11s} {'torchcfm':>9s} {'OT-CFM':>9s}"
+        f" {'SB/torchcfm':>12s} {'SB 0.1/torchcfm':>16s} {'SB/OT-CFM':>10s}"
     )
     for dim in dims:
         x0, x1 = pools(dim)
-        sb = sbflow_rate("sb-cfm", x0, x1, sigma, steps)
-        mb = sbflow_rate("sb-cfm", x0, x1, sigma, steps, tol=MINIBATCH_TOL)
-        tc = torchcfm_rate(x0, x1, sigma, steps) if have_torchcfm else math.nan
-        ot_ = sbflow_rate("ot-cfm", x0, x1, sigma, steps)
+        runs = {
+            "sb": partial(sbflow_rate, "sb-cfm", x0, x1, sigma, steps),
+            "sb01": partial(sbflow_rate, "sb-cfm", x0, x1, sigma, steps, blocks=False),
+            "ot": partial(sbflow_rate, "ot-cfm", x0, x1, sigma, steps),
+        }
+        if have_torchcfm:
+            runs["tc"] = partial(torchcfm_rate, x0, x1, sigma, steps)
+        r = _medians(runs, reps)
+        tc = r.get("tc", math.nan)
         print(
-            f"{dim:3d} {sb:7.1f}/s {mb:8.1f}/s {tc:7.1f}/s {ot_:7.1f}/s {sb / tc:11.2f}×"
-            f" {mb / tc:14.2f}× {mb / ot_:12.2f}×",
+            f"{dim:3d} {r['sb']:7.1f}/s {r['sb01']:9.1f}/s {tc:7.1f}/s {r['ot']:7.1f}/s"
+            f" {r['sb'] / tc:11.2f}× {r['sb01'] / tc:15.2f}× {r['sb'] / r['ot']:9.2f}×",
             flush=True,
         )
 
 
-def small_eps(steps: int) -> None:
+def small_eps(steps: int, reps: int) -> None:
     """Part 1b: SB-CFM at σ² = 0.1, D = 16, against OT-CFM at equal steps."""
     x0, x1 = pools(16)
     sigma = math.sqrt(0.1)
-    t_sb = steps / sbflow_rate("sb-cfm", x0, x1, sigma, steps)
-    t_mb = steps / sbflow_rate("sb-cfm", x0, x1, sigma, steps, tol=MINIBATCH_TOL)
-    t_ot = steps / sbflow_rate("ot-cfm", x0, x1, sigma, steps)
-    print(f"\n== SB-CFM at σ² = 0.1 (reg = 0.2), D = 16, {steps} steps ==")
-    print(
-        f"SB-CFM fit {t_sb:.1f} s ({t_sb / t_ot:.2f}× OT-CFM); with MINIBATCH_TOL {t_mb:.1f} s "
-        f"({t_mb / t_ot:.2f}× OT-CFM); OT-CFM fit {t_ot:.1f} s"
+    r = _medians(
+        {
+            "sb": partial(sbflow_rate, "sb-cfm", x0, x1, sigma, steps),
+            "ot": partial(sbflow_rate, "ot-cfm", x0, x1, sigma, steps),
+        },
+        reps,
     )
+    t_sb, t_ot = steps / r["sb"], steps / r["ot"]
+    print(f"\n== SB-CFM at σ² = 0.1 (reg = 0.2), D = 16, {steps} steps, median of {reps} ==")
+    print(f"SB-CFM fit {t_sb:.1f} s ({t_sb / t_ot:.2f}× OT-CFM); OT-CFM fit {t_ot:.1f} s")
 
 
 def _median_ms(fn, reps: int) -> float:
@@ -235,11 +272,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="200 steps, 7 couplings")
     parser.add_argument("--steps", type=int, default=1000)
-    parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--reps", type=int, default=20, help="couplings timed per cell")
+    parser.add_argument("--train-reps", type=int, default=3, help="training runs per cell")
     parser.add_argument("--sigma", type=float, default=1.0, help="σ of part 1 (reg = 2σ²)")
     parser.add_argument("--part", choices=("all", "train", "couplings"), default="all")
     args = parser.parse_args()
     steps, reps = (200, 7) if args.quick else (args.steps, args.reps)
+    train_reps = 1 if args.quick else args.train_reps
     torch.set_num_threads(1)
     try:
         import torchcfm  # noqa: F401
@@ -253,8 +292,8 @@ def main() -> None:
     if args.part in ("all", "train"):
         x0, x1 = pools(2, 1000)
         sbflow_rate("sb-cfm", x0, x1, 1.0, 20)  # warm-up: imports, numba cache
-        training(steps, dims, args.sigma, have_torchcfm)
-        small_eps(steps)
+        training(steps, dims, args.sigma, have_torchcfm, train_reps)
+        small_eps(steps, train_reps)
     if args.part in ("all", "couplings"):
         couplings(reps, dims, (2.0, 0.5, 0.2))
 

@@ -24,11 +24,15 @@ from dataclasses import dataclass
 import torch
 
 __all__ = [
+    "BLOCK_BOUND",
     "CHECK_EVERY",
+    "BlockSinkhornResult",
     "DenseOps",
     "KeOpsOps",
     "SinkhornResult",
+    "annealing_start",
     "attainable_tol",
+    "block_sinkhorn",
     "default_tol",
     "log_sinkhorn",
     "stabilized_sinkhorn",
@@ -68,6 +72,38 @@ def attainable_tol(dtype: torch.dtype, cost_max: float, reg: float) -> float:
         0.000954
     """
     return max(default_tol(dtype), 2.0 * torch.finfo(dtype).eps * cost_max / reg)
+
+
+ANNEAL_RATIO = 10.0
+""":func:`annealing_start` skips annealing when the centred cost spread is within this × reg."""
+
+
+def annealing_start(cost: torch.Tensor, reg: float, scale: float) -> float:
+    """Where ε-annealing should start on a dense cost (``reg`` itself: no annealing).
+
+    The potentials absorb any cost of the form ``r_i + c_j`` exactly, so how hard a Sinkhorn
+    problem is depends only on the rest, the doubly centred cost
+    ``C̃_ij = C_ij − mean_j C_ij − mean_i C_ij + mean C`` (for ‖x − y‖² it is
+    ``−2 (x_i − x̄)·(y_j − ȳ)``). Annealing starts at ``s = 2·rms(C̃)``, capped at ``scale``,
+    and is skipped when ``s ≤ ANNEAL_RATIO·reg``: there, sweeps at ``reg`` from zero
+    potentials converge in fewer sweeps than the stages would take. (Measured on 256-point
+    batches, D = 2 to 64, ``reg/s`` from 0.005 to 2: this start never needed more sweeps than
+    starting at the mean cost, and saves one to three stages; at D = 16–64 and ``reg = 2`` the
+    plan takes 16 sweeps instead of 24–40.) A cost with infinite entries keeps ``scale``.
+
+    Example:
+        >>> x = torch.linspace(0, 1, 5)[:, None]
+        >>> annealing_start((x - x.T) ** 2, reg=1.0, scale=10.0)
+        1.0
+        >>> round(annealing_start((x - x.T) ** 2, reg=0.001, scale=10.0), 3)
+        0.5
+    """
+    centred = cost - cost.mean(1, keepdim=True) - cost.mean(0, keepdim=True) + cost.mean()
+    spread = 2.0 * float(centred.square().mean().sqrt())  # C̃ has zero mean
+    if not math.isfinite(spread):
+        return max(reg, scale)
+    start = min(spread, scale)
+    return reg if start <= ANNEAL_RATIO * reg else start
 
 
 class DenseOps:
@@ -414,3 +450,98 @@ def stabilized_sinkhorn(
         if n_iter >= max_iter:  # budget spent while annealing: report the error at reg honestly
             return fallback()
         eps = max(reg, eps * anneal_factor)
+
+
+BLOCK_BOUND = 30.0
+""":func:`block_sinkhorn` declines problems whose centred cost exceeds this × reg anywhere."""
+
+
+@dataclass
+class BlockSinkhornResult:
+    """Plans, potentials and diagnostics of ``K`` problems solved together.
+
+    Example:
+        >>> r = block_sinkhorn(torch.zeros(2, 3, 3), 1.0, tol=1e-6, max_iter=10)
+        >>> r.plan.shape, r.converged.tolist()
+        (torch.Size([2, 3, 3]), [True, True])
+    """
+
+    plan: torch.Tensor
+    f: torch.Tensor
+    g: torch.Tensor
+    errors: torch.Tensor
+    n_iter: int
+    converged: torch.Tensor
+
+
+def block_sinkhorn(
+    cost: torch.Tensor,
+    reg: float,
+    *,
+    tol: float,
+    max_iter: int,
+    check_every: int = 4,
+) -> BlockSinkhornResult | None:
+    """Balanced Sinkhorn with uniform weights on ``K`` independent problems at once.
+
+    ``cost`` is ``(K, n, m)``. Each problem is started from its doubly centred cost
+    ``C̃ = C − r_i − c_j`` (``r`` the row means, ``c`` the column means minus the overall
+    mean; see :func:`annealing_start`), whose kernel ``exp(−C̃/reg)`` stays in range without
+    absorption when ``|C̃| ≤ BLOCK_BOUND·reg``, and plain scaling sweeps
+
+        u = a / (K v),   v = b / (Kᵀ u)
+
+    run on all problems together until every marginal error is ≤ ``tol`` (checked every
+    ``check_every`` sweeps, after a ``v`` update, as in :func:`stabilized_sinkhorn`). The plan
+    is ``P = diag(u) K diag(v)`` and the potentials ``f = reg·log(u/a) + r``,
+    ``g = reg·log(v/b) + c``.
+
+    This is for many small, well-conditioned problems such as the per-batch plans of
+    training: every operation covers the whole block, so the Python work per problem (which
+    holds the GIL and stalls a training thread running beside it) is divided by ``K``. No
+    annealing and no over-relaxation: a block with a problem that would be annealed
+    (``2·rms(C̃) > ANNEAL_RATIO·reg``, the rule of :func:`annealing_start`) is declined.
+
+    Returns:
+        ``None`` when a problem needs annealing, some ``|C̃|`` exceeds ``BLOCK_BOUND·reg``
+        or a value turns non-finite (solve those problems one at a time); else the result,
+        where
+        ``converged[k]`` is false for problems still above ``tol`` after ``max_iter`` sweeps.
+
+    Example:
+        >>> x = torch.randn(4, 6, 2, generator=torch.Generator().manual_seed(0))
+        >>> r = block_sinkhorn(torch.cdist(x, x.flip(0)) ** 2, 1.0, tol=1e-6, max_iter=500)
+        >>> bool(r.converged.all()), r.plan.shape
+        (True, torch.Size([4, 6, 6]))
+        >>> bool(torch.allclose(r.plan.sum(1), torch.full((4, 6), 1 / 6), atol=1e-6))
+        True
+    """
+    k, n, m = cost.shape
+    row = cost.mean(2, keepdim=True)
+    col = cost.mean(1, keepdim=True) - row.mean(1, keepdim=True)
+    centred = cost - row - col
+    spread = 2.0 * centred.square().mean((1, 2)).sqrt()  # C̃ has zero mean
+    if not (
+        float(centred.abs().amax()) <= BLOCK_BOUND * reg
+        and float(spread.max()) <= ANNEAL_RATIO * reg
+    ):
+        return None
+    kern = centred.div_(-reg).exp_()
+    a, b = 1.0 / n, 1.0 / m
+    v = kern.new_ones(k, m)
+    n_iter = 0
+    while True:
+        for _ in range(check_every):
+            u = a / (kern * v[:, None, :]).sum(2)
+            v = b / (kern * u[:, :, None]).sum(1)
+        n_iter += check_every
+        errors = (u * (kern * v[:, None, :]).sum(2) - a).abs().sum(1)
+        worst = float(errors.max())
+        if not math.isfinite(worst):
+            return None
+        if worst <= tol or n_iter >= max_iter:
+            break
+    plan = kern.mul_(u[:, :, None]).mul_(v[:, None, :])
+    f = reg * torch.log(u * n) + row[:, :, 0]
+    g = reg * torch.log(v * m) + col[:, 0, :]
+    return BlockSinkhornResult(plan, f, g, errors, n_iter, errors <= tol)

@@ -388,6 +388,9 @@ class CouplingSolver(ABC):
 
     name: ClassVar[str] = "solver"
     balanced: ClassVar[bool] = True
+    #: Whether a solve spends its time in compiled code that releases the GIL (so that two
+    #: prefetch threads overlap) rather than in a Python loop of small torch ops.
+    releases_gil: ClassVar[bool] = True
     strict: bool = False
 
     def describe(self) -> dict[str, Any]:

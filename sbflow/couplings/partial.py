@@ -66,6 +66,7 @@ class PartialOT(CouplingSolver):
 
     name = "partial"
     balanced = False
+    releases_gil = False
 
     def __init__(
         self,

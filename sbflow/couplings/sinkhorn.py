@@ -13,7 +13,9 @@ from sbflow.couplings._sinkhorn_core import (
     DenseOps,
     KeOpsOps,
     SinkhornResult,
+    annealing_start,
     attainable_tol,
+    block_sinkhorn,
     log_sinkhorn,
     stabilized_sinkhorn,
 )
@@ -52,7 +54,10 @@ class Sinkhorn(CouplingSolver):
     over all pairs: ``"mean"`` (default), ``"median"`` or ``"std"``. Do not scale by the
     maximum: ``0.05·max(C)`` is close to the independent coupling.
 
-    Iterations start at ``eps = mean(C)`` (when ``anneal``) and halve it (``anneal_factor``)
+    Iterations start at ``eps = mean(C)`` (when ``anneal``; on the dense backend at twice the
+    spread of the cost that the potentials cannot absorb, or directly at ``reg`` when that
+    spread is within ten times ``reg``, see
+    :func:`~sbflow.couplings._sinkhorn_core.annealing_start`) and halve it (``anneal_factor``)
     every ``stage_iters`` sweeps down to ``reg``; then they run until the relative L1 marginal
     error is ≤ ``tol`` (default ``1e-6`` in float64, ``1e-4`` in float32, loosened to
     ``2·eps_dtype·max(C)/reg`` where the dtype cannot resolve more; see
@@ -94,6 +99,7 @@ class Sinkhorn(CouplingSolver):
 
     name = "sinkhorn"
     balanced = True
+    releases_gil = False
 
     def __init__(
         self,
@@ -212,7 +218,7 @@ class Sinkhorn(CouplingSolver):
                 backend, res = "dense", None
         if backend == "dense":
             dense = DenseOps(sq_euclidean(y0, y1), log_a, log_b)
-            res = self._run(dense, reg, eps_start, tol)
+            res = self._run(dense, reg, annealing_start(dense.cost, reg, eps_start), tol)
             plan = res.plan if res.plan is not None else dense.plan(res.f, res.g, reg)
             store = DenseStore(plan)
             cost = float((plan * dense.cost).sum())
@@ -231,6 +237,69 @@ class Sinkhorn(CouplingSolver):
             potentials=(res.f, res.g),
             backend="keops" if backend == "keops" else "torch",
         )
+
+    def _solve_block(self, x0: torch.Tensor, x1: torch.Tensor) -> list[Coupling] | None:
+        """Couple ``K`` batches at once: ``x0`` ``(K, n, d)`` with ``x1`` ``(K, m, d)``.
+
+        Uniform weights, absolute ``reg`` and the dense backend only; the problems are solved
+        together by :func:`~sbflow.couplings._sinkhorn_core.block_sinkhorn` (the same plans
+        as one call each, to within ``tol``), and any that it leaves unconverged are solved
+        alone. ``None`` when the block is not eligible (then couple one batch at a time).
+        Inputs are taken as validated (the training pipeline's batches).
+
+        Example:
+            >>> x = torch.randn(3, 8, 2, generator=torch.Generator().manual_seed(0))
+            >>> cs = Sinkhorn(reg=2.0)._solve_block(x, x + 1)
+            >>> len(cs), all(c.converged for c in cs)
+            (3, True)
+        """
+        if (
+            self._tau() is not None
+            or self.reg is None
+            or self.backend == "keops"
+            or x0.dim() != 3
+            or x0.dtype not in (torch.float32, torch.float64)
+            or x1.dtype != x0.dtype
+            or x0.shape[1] * x1.shape[1] > KEOPS_THRESHOLD
+        ):
+            return None
+        reg = self.reg
+        shift = 0.5 * (x0.mean(1, keepdim=True) + x1.mean(1, keepdim=True))
+        y0, y1 = x0 - shift, x1 - shift
+        n0, n1 = y0.square().sum(2), y1.square().sum(2)
+        cost = torch.baddbmm(n0[:, :, None] + n1[:, None, :], y0, y1.transpose(1, 2), alpha=-2)
+        cost = cost.clamp_min_(0.0)
+        tol = self.tol
+        if tol is None:
+            top = float(n0.amax().sqrt() + n1.amax().sqrt()) ** 2
+            tol = attainable_tol(x0.dtype, top, reg)
+        res = block_sinkhorn(cost, reg, tol=tol, max_iter=self.max_iter)
+        if res is None:
+            return None
+        k, n, m = cost.shape
+        a = x0.new_full((n,), 1.0 / n)
+        b = x0.new_full((m,), 1.0 / m)
+        costs = (res.plan * cost).sum((1, 2)).tolist()
+        out = []
+        for i in range(k):
+            if not bool(res.converged[i]):
+                out.append(self(x0[i], x1[i]))
+                continue
+            coupling = Coupling(
+                DenseStore(res.plan[i]),
+                a=a,
+                b=b,
+                method=self.name,
+                cost=costs[i],
+                reg=reg,
+                converged=True,
+                n_iter=res.n_iter,
+                marginal_error=float(res.errors[i]),
+                potentials=(res.f[i], res.g[i]),
+            )
+            coupling.support = (x0[i], x1[i])
+            out.append(coupling)
+        return out
 
     def _check(self, res: SinkhornResult, reg: float, tol: float, dtype: torch.dtype) -> None:
         if res.converged:

@@ -288,15 +288,75 @@ class PathBatches:
             ]
         self.pairs = list(pairs)
 
+    BLOCK = 8
+    """Steps whose couplings are solved together where the solver can (:meth:`block`)."""
+
+    @property
+    def block_size(self) -> int:
+        """Steps that :class:`~sbflow.training.Trainer` makes together: :attr:`BLOCK` when
+        one interval's coupling can be solved for several batches at once, else 1."""
+        return self.BLOCK if self._block_solver() is not None else 1
+
+    def _block_solver(self) -> Any:
+        if len(self.samplers) != 1 or not hasattr(self.samplers[0], "block"):
+            return None
+        solver = getattr(getattr(self.samplers[0], "matcher", None), "solver", None)
+        return solver if hasattr(solver, "_solve_block") else None
+
+    @property
+    def prefetch_workers(self) -> int:
+        """Prefetch threads that pay off: 1 if a coupling solve holds the GIL, else 2.
+
+        A solver whose work is a Python loop of small torch ops (``releases_gil = False``,
+        e.g. Sinkhorn) holds the GIL most of the time, and a second such thread slows the
+        training thread more than it helps.
+        """
+        for sampler in self.samplers:
+            solver = getattr(getattr(sampler, "matcher", None), "solver", None)
+            if solver is not None and not getattr(solver, "releases_gil", True):
+                return 1
+        return 2
+
     def __call__(self, step: int) -> Any:
-        g = torch.Generator().manual_seed(step_seed(self.seed, step, self.rank))
+        g = self._generator(step)
         parts = []
         for k, sampler in enumerate(self.samplers):
             x0, x1 = self.pairs[k].draw(self.batch_size, g)
-            sample = sampler(x0, x1, g)
-            start, width = self.taus[k], self.taus[k + 1] - self.taus[k]
-            if len(self.samplers) > 1 or start != 0.0 or width != 1.0:
-                changes = {"t": start + width * sample.t, "ut": sample.ut / width}
-                sample = dataclasses.replace(sample, **changes)
-            parts.append(sample)
+            parts.append(self._to_global(k, sampler(x0, x1, g)))
         return concat_samples(parts)
+
+    def block(self, steps: Sequence[int]) -> list[Any]:
+        """``[self(step) for step in steps]``, with the couplings of the steps solved together.
+
+        Each step draws from its own generator exactly as :meth:`__call__` does; only the
+        plans may differ within the solver's tolerance (see
+        :meth:`sbflow.matching.Matcher.sample_block`). One interval only: with several, the
+        steps are made one by one.
+
+        Example:
+            >>> from sbflow.training.batches import SampleSet
+            >>> from sbflow.matching import Matcher
+            >>> from sbflow.training.distributed import LocalSampler
+            >>> pb = PathBatches([SampleSet(name="normal")] * 2, [0.0, 1.0],
+            ...                  [LocalSampler(Matcher())], 4, seed=0)
+            >>> bool(torch.equal(pb.block([3, 4])[1].xt, pb(4).xt))
+            True
+        """
+        if len(self.samplers) > 1 or not hasattr(self.samplers[0], "block"):
+            return [self(step) for step in steps]
+        make_block = self.samplers[0].block
+        gens = [self._generator(step) for step in steps]
+        drawn = [self.pairs[0].draw(self.batch_size, g) for g in gens]
+        samples = make_block([d[0] for d in drawn], [d[1] for d in drawn], gens)
+        return [self._to_global(0, sample) for sample in samples]
+
+    def _generator(self, step: int) -> torch.Generator:
+        return torch.Generator().manual_seed(step_seed(self.seed, step, self.rank))
+
+    def _to_global(self, k: int, sample: Any) -> Any:
+        """Map interval ``k``'s local time ``s ∈ [0, 1]`` to global time (targets ÷ Δτ)."""
+        start, width = self.taus[k], self.taus[k + 1] - self.taus[k]
+        if len(self.samplers) > 1 or start != 0.0 or width != 1.0:
+            changes = {"t": start + width * sample.t, "ut": sample.ut / width}
+            sample = dataclasses.replace(sample, **changes)
+        return sample

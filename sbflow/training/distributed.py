@@ -50,6 +50,7 @@ __all__ = [
     "AutocastForward",
     "DistContext",
     "GlobalCouplingSampler",
+    "LocalSampler",
     "init_distributed",
     "is_main",
     "launched_by_torchrun",
@@ -542,8 +543,34 @@ def make_sampler(
         raise ValueError(f"coupling_scope must be one of {COUPLING_SCOPES}; got {scope!r}.")
     if scope == "global" and ctx is not None and ctx.world_size > 1:
         return GlobalCouplingSampler(matcher, ctx)
+    return LocalSampler(matcher)
 
-    def sample(x0: torch.Tensor, x1: torch.Tensor, generator: torch.Generator) -> Any:
-        return matcher.sample(x0, x1, generator=generator)
 
-    return sample
+class LocalSampler:
+    """Couple the batch in hand: ``matcher.sample``, and ``matcher.sample_block`` for blocks.
+
+    Example:
+        >>> from sbflow.matching import Matcher
+        >>> LocalSampler(Matcher())(torch.zeros(2, 1), torch.ones(2, 1), None).ut.tolist()
+        [[1.0], [1.0]]
+    """
+
+    def __init__(self, matcher: Any) -> None:
+        self.matcher = matcher
+
+    def __call__(
+        self, x0: torch.Tensor, x1: torch.Tensor, generator: torch.Generator | None
+    ) -> Any:
+        return self.matcher.sample(x0, x1, generator=generator)
+
+    def block(
+        self,
+        x0s: list[torch.Tensor],
+        x1s: list[torch.Tensor],
+        generators: list[torch.Generator],
+    ) -> list[Any]:
+        """The samples of several batches (see :meth:`sbflow.matching.Matcher.sample_block`)."""
+        sample_block = getattr(self.matcher, "sample_block", None)
+        if sample_block is None:
+            return [self(a, b, g) for a, b, g in zip(x0s, x1s, generators)]
+        return sample_block(x0s, x1s, generators)

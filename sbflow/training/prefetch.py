@@ -52,6 +52,13 @@ class Prefetcher(Generic[T]):
     against ~210 without prefetching. (A worker *process* was measured and rejected: its
     transfers cost more than the overlap gained on 2 cores.)
 
+    With ``make_block`` and ``block > 1`` the unit of work is a block of steps
+    ``[c·block, (c + 1)·block)`` (aligned on multiples of ``block``, always made whole, so a
+    step's batch does not depend on where a run starts or stops): ``make_block(steps)``
+    returns their batches. Batches made together cost less Python per step, and Python held
+    by a worker (the GIL) stalls the training thread: a worker looping over small torch ops
+    was measured to double the step time of a small MLP training beside it.
+
     Args:
         make_batch: Pure function of the step number returning the batch.
         start: First step.
@@ -59,6 +66,8 @@ class Prefetcher(Generic[T]):
         depth: How many batches each worker may compute ahead; 0 computes each batch in the
             calling thread when it is needed (no threads).
         workers: Number of worker threads (≥ 1).
+        make_block: ``make_block(steps) -> batches`` for a block of steps (optional).
+        block: Steps per block when ``make_block`` is given.
 
     The first batch is computed in the calling thread before the workers start, so lazy
     imports and one-time probes inside ``make_batch`` (which are rarely thread-safe) happen
@@ -70,6 +79,10 @@ class Prefetcher(Generic[T]):
         >>> with Prefetcher(lambda k: k * k, 0, 5, depth=2, workers=2) as batches:
         ...     list(batches)
         [0, 1, 4, 9, 16]
+        >>> with Prefetcher(lambda k: k * k, 3, 7, make_block=lambda ks: [-k for k in ks],
+        ...                 block=4) as batches:
+        ...     list(batches)
+        [-3, -4, -5, -6]
     """
 
     def __init__(
@@ -80,22 +93,29 @@ class Prefetcher(Generic[T]):
         *,
         depth: int = 4,
         workers: int = 1,
+        make_block: Callable[[list[int]], list[T]] | None = None,
+        block: int = 1,
     ) -> None:
         if depth < 0:
             raise ValueError(f"prefetch depth must be ≥ 0; got {depth}.")
         if workers < 1:
             raise ValueError(f"prefetch workers must be ≥ 1; got {workers}.")
+        if block < 1:
+            raise ValueError(f"block must be ≥ 1; got {block}.")
         self.make_batch = make_batch
+        self.make_block = make_block
+        self.block = int(block) if make_block is not None else 1
         self.start, self.stop, self.depth = int(start), int(stop), int(depth)
         self.workers = int(workers) if depth > 0 else 0
+        self._chunks = range(self.start // self.block, (self.stop - 1) // self.block + 1)
         self._stop_event = threading.Event()
-        self._queues: list[queue.Queue[tuple[int, T | None, BaseException | None]]] = [
-            queue.Queue(maxsize=max(depth, 1)) for _ in range(self.workers)
+        self._queues: list[queue.Queue[tuple[int, list[T] | None, BaseException | None]]] = [
+            queue.Queue(maxsize=max(1, -(-depth // self.block))) for _ in range(self.workers)
         ]
         self._threads: list[threading.Thread] = []
-        self._first: tuple[T] | None = None
+        self._first: tuple[list[T]] | None = None
         if self.workers and self.stop > self.start:
-            self._first = (make_batch(self.start),)
+            self._first = (self._make(self._chunks[0]),)
             threads = torch.get_num_threads()
             for w in range(self.workers):
                 thread = threading.Thread(
@@ -104,7 +124,14 @@ class Prefetcher(Generic[T]):
                 thread.start()
                 self._threads.append(thread)
 
-    def _put(self, w: int, item: tuple[int, T | None, BaseException | None]) -> bool:
+    def _make(self, chunk: int) -> list[T]:
+        """The batches of the steps ``[chunk·block, (chunk + 1)·block)``, always all of them,
+        so that a block's batches do not depend on where a run starts or stops."""
+        if self.make_block is None or self.block == 1:
+            return [self.make_batch(chunk)]
+        return list(self.make_block(list(range(chunk * self.block, (chunk + 1) * self.block))))
+
+    def _put(self, w: int, item: tuple[int, list[T] | None, BaseException | None]) -> bool:
         while not self._stop_event.is_set():
             try:
                 self._queues[w].put(item, timeout=0.1)
@@ -115,32 +142,32 @@ class Prefetcher(Generic[T]):
 
     def _work(self, w: int, threads: int) -> None:
         torch.set_num_threads(threads)  # same intra-op setting as the training thread
-        for step in range(self.start + 1 + w, self.stop, self.workers):
+        for chunk in self._chunks[1 + w :: self.workers]:
             if self._stop_event.is_set():
                 return
             try:
-                batch = self.make_batch(step)
+                batches = self._make(chunk)
             except BaseException as err:  # handed over to the consumer
-                self._put(w, (step, None, err))
+                self._put(w, (chunk, None, err))
                 return
-            if not self._put(w, (step, batch, None)):
+            if not self._put(w, (chunk, batches, None)):
                 return
 
     def __iter__(self) -> Iterator[T]:
-        for step in range(self.start, self.stop):
-            if self._first is not None and step == self.start:
-                first, self._first = self._first[0], None
-                yield first
-                continue
-            if not self._threads:
-                yield self.make_batch(step)
-                continue
-            got_step, batch, err = self._queues[(step - self.start - 1) % self.workers].get()
-            if err is not None:
-                raise err
-            if got_step != step:  # pragma: no cover - each worker is sequential
-                raise RuntimeError(f"prefetcher out of order: expected {step}, got {got_step}")
-            yield batch  # type: ignore[misc]
+        for k, chunk in enumerate(self._chunks):
+            if self._first is not None and k == 0:
+                batches, self._first = self._first[0], None
+            elif not self._threads:
+                batches = self._make(chunk)
+            else:
+                got, batches, err = self._queues[(k - 1) % self.workers].get()
+                if err is not None:
+                    raise err
+                if got != chunk:  # pragma: no cover - each worker is sequential
+                    raise RuntimeError(f"prefetcher out of order: expected {chunk}, got {got}")
+            lo = chunk * self.block
+            for step in range(max(lo, self.start), min(lo + self.block, self.stop)):
+                yield batches[step - lo]  # type: ignore[index]
 
     def close(self) -> None:
         """Stop the worker threads and drop computed batches.

@@ -112,7 +112,10 @@ class TrainConfig:
         log_every: Log the mean loss every this many steps.
         progress: Show a tqdm progress bar.
         prefetch: Batches computed ahead by each background worker (0: no threads).
-        prefetch_workers: Background threads computing batches (couplings) in parallel.
+        prefetch_workers: Background threads computing batches (couplings) in parallel;
+            ``None`` asks ``make_batch`` (its ``prefetch_workers`` attribute, else 2):
+            :class:`~sbflow.training.batches.PathBatches` wants one thread for entropic
+            couplings, whose Python loops would contend with training for the GIL.
         tensorboard: Also log to TensorBoard under ``run_dir/tensorboard``.
         num_threads: Torch intra-op threads while training (restored afterwards); ``None``
             leaves the setting alone. Small models on the CPU run fastest with 1 (thread
@@ -140,7 +143,7 @@ class TrainConfig:
     log_every: int = 50
     progress: bool = True
     prefetch: int = 4
-    prefetch_workers: int = 2
+    prefetch_workers: int | None = None
     tensorboard: bool = False
     num_threads: int | None = None
     precision: str = "fp32"
@@ -166,6 +169,8 @@ class TrainConfig:
             "prefetch_workers": 1,
         }
         for name, low in ints.items():
+            if name == "prefetch_workers" and self.prefetch_workers is None:
+                continue
             setattr(self, name, check_int(getattr(self, name), name, low))
         if self.num_threads is not None:
             # far more threads than cores only slows every op down (or exhausts the system)
@@ -585,7 +590,9 @@ class Trainer:
                 self.step,
                 cfg.steps,
                 depth=cfg.prefetch,
-                workers=cfg.prefetch_workers,
+                workers=cfg.prefetch_workers or getattr(self.make_batch, "prefetch_workers", 2),
+                make_block=getattr(self.make_batch, "block", None),
+                block=getattr(self.make_batch, "block_size", 1),
             ) as batches:
                 for batch in batches:
                     in_step = True
