@@ -48,7 +48,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from sbflow._checks import as_samples, check_positive, check_same_feature_shape
+from sbflow._checks import as_samples, check_int, check_positive, check_same_feature_shape
 from sbflow._random import rand, randn
 from sbflow.groundtruth._mixture import drift_times, mixture_moments, sample_mixture
 
@@ -94,11 +94,8 @@ class LightSB(nn.Module):
 
     def __init__(self, dim: int, n_components: int, eps: float, *, device: Any = None) -> None:
         super().__init__()
-        for name, value in (("dim", dim), ("n_components", n_components)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{name} must be a positive integer; got {value!r}.")
-        self.dim = dim
-        self.n_components = n_components
+        self.dim = check_int(dim, "dim", 1)
+        self.n_components = check_int(n_components, "n_components", 1)
         self.eps = check_positive(eps, "eps", "ε = σ² is the reference's variance rate.")
         kw = {"dtype": torch.float64, "device": device}
         self.log_alpha = nn.Parameter(torch.zeros(n_components, **kw))
@@ -179,8 +176,7 @@ class LightSB(nn.Module):
             >>> LightSB(3, 2, 1.0).sample_conditional(torch.zeros(2, 3), 5).shape
             torch.Size([2, 5, 3])
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer; got {n!r}.")
+        n = check_int(n, "n", 1)
         x_t = self._inputs(x, "x")
         with torch.no_grad():
             logits, means, variances = self._plan(x_t.to(torch.float64))
@@ -450,7 +446,8 @@ def _fit(
     Each step draws ``batch_size`` rows of ``x0`` and of ``x1`` (the same rows when
     ``paired``, else independent ones) and hands them to ``loss``.
     """
-    a, b = _fit_inputs(x0, x1, steps, batch_size, paired=paired)
+    a, b = _fit_inputs(x0, x1, paired=paired)
+    steps, batch_size = check_int(steps, "steps", 1), check_int(batch_size, "batch_size", 1)
     start = time.perf_counter()
     model = _initial_model(a, b, eps, n_components, init_scale, generator)
     a64, b64 = a.to(torch.float64), b.to(torch.float64)
@@ -485,9 +482,7 @@ def _matching_loss(
     return err.pow(2).sum(-1).mean() / (2.0 * model.eps)
 
 
-def _fit_inputs(
-    x0: Any, x1: Any, steps: int, batch_size: int, *, paired: bool
-) -> tuple[torch.Tensor, torch.Tensor]:
+def _fit_inputs(x0: Any, x1: Any, *, paired: bool) -> tuple[torch.Tensor, torch.Tensor]:
     a = as_samples(x0, "x0")
     b = as_samples(x1, "x1")
     check_same_feature_shape(a, b)
@@ -498,9 +493,6 @@ def _fit_inputs(
             f"x0 and x1 are pairs and need the same number of rows; got {a.shape[0]} and "
             f"{b.shape[0]}. For unpaired sets use fit_light_sb, or pair them first."
         )
-    for name, value in (("steps", steps), ("batch_size", batch_size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}.")
     return a, b
 
 

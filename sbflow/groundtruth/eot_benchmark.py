@@ -37,7 +37,7 @@ from typing import Any
 
 import torch
 
-from sbflow._checks import as_samples, check_positive
+from sbflow._checks import as_samples, check_int, check_positive
 from sbflow._random import rand, randn
 from sbflow.groundtruth._mixture import drift_times, mixture_moments, sample_mixture
 
@@ -47,12 +47,6 @@ _INPUT_GRID = (-2.0, 0.0, 2.0)
 _INPUT_STD = 0.5
 _N_POTENTIAL = 5
 _TARGET_SAMPLES = 50_000  # inputs of the Rao–Blackwellised estimate of p1's moments
-
-
-def _count(n: Any, name: str) -> int:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"{name} must be a positive integer; got {n!r}.")
-    return n
 
 
 @dataclass(eq=False)
@@ -96,10 +90,9 @@ class EOTBenchmark:
     _target: tuple[torch.Tensor, torch.Tensor] | None = field(init=False, repr=False, default=None)
 
     def __post_init__(self) -> None:
-        self.dim = _count(self.dim, "dim")
+        self.dim = check_int(self.dim, "dim", 1)
         self.eps = check_positive(self.eps, "eps", "ε = σ² is the reference's variance rate.")
-        if isinstance(self.seed, bool) or not isinstance(self.seed, int):
-            raise TypeError(f"seed must be an integer; got {self.seed!r}.")
+        self.seed = check_int(self.seed, "seed")
         gen = torch.Generator().manual_seed(self.seed)
         f64 = torch.float64
         grid = torch.tensor(_INPUT_GRID, dtype=f64)
@@ -133,7 +126,7 @@ class EOTBenchmark:
             >>> EOTBenchmark(dim=4, eps=1.0).sample_input(5).shape
             torch.Size([5, 4])
         """
-        n = _count(n, "n")
+        n = check_int(n, "n", 1)
         dtype = dtype or torch.get_default_dtype()
         device = torch.device(device) if device is not None else torch.device("cpu")
         f64 = torch.float64
@@ -162,7 +155,7 @@ class EOTBenchmark:
         """
         x_t = self._inputs(x)
         logits, means, variances = self._plan(x_t)
-        return sample_mixture(logits, means, variances, _count(n, "n"), generator, x_t.dtype)
+        return sample_mixture(logits, means, variances, check_int(n, "n", 1), generator, x_t.dtype)
 
     def sample_target(
         self,
