@@ -59,6 +59,12 @@ def test_block_is_only_for_balanced_absolute_reg_dense_solves() -> None:
     assert Sinkhorn(reg=2.0, backend="keops")._solve_block(x0, x1) is None
     assert Sinkhorn(reg=2.0)._solve_block(x0.half(), x1.half()) is None
 
+    class Rescaled(Sinkhorn):  # a subclass that changes the problem keeps its own solve
+        def _solve(self, x0, x1, a, b, **options):
+            return super()._solve(2 * x0, x1, a, b, **options)
+
+    assert Rescaled(reg=2.0)._solve_block(x0, x1) is None
+
 
 def test_unconverged_block_problems_are_solved_alone() -> None:
     x0, x1 = batches(3, 32, 4)
