@@ -505,7 +505,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="σ in data units per unit of --times (reg = 2σ²); default: the method's",
     )
     fit_default = _fit_defaults()
-    p.add_argument("--hidden", type=_positive_int, help=fit_default("hidden", "MLP width"))
+    p.add_argument(
+        "--hidden", type=_positive_int, help="MLP width (default: the method's; 64, wider for imf)"
+    )
     p.add_argument("--depth", type=_positive_int, help=fit_default("depth", "hidden layers"))
     p.add_argument("--steps", type=_positive_int, help=fit_default("steps", "optimiser steps"))
     p.add_argument("--batch-size", type=_positive_int, help=fit_default("batch_size", "pairs"))

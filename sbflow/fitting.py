@@ -45,7 +45,7 @@ def fit(
     paired: bool = False,
     model: str | nn.Module | None = None,
     model_config: dict[str, Any] | None = None,
-    hidden: int = 64,
+    hidden: int | None = None,
     depth: int = 3,
     steps: int = 3000,
     batch_size: int = 256,
@@ -64,7 +64,7 @@ def fit(
     log_every: int = 50,
     progress: bool = True,
     prefetch: int = 4,
-    prefetch_workers: int = 2,
+    prefetch_workers: int | None = None,
     tensorboard: bool = False,
     num_threads: int | None = 1,
     key: str | None = None,
@@ -99,7 +99,9 @@ def fit(
             ``"small-unet"``, your own) or a module from :func:`sbflow.models.build_model`.
             Default: the method's MLP of width ``hidden`` and ``depth`` layers.
         model_config: Config of a named ``model`` (e.g. ``{"in_channels": 1}``).
-        hidden: Width of the default MLP.
+        hidden: Width of the default MLP; ``None``: the method's choice
+            (:meth:`~sbflow.methods.Method.default_width`: 64, or wider with the dimension
+            for ``imf``).
         depth: Number of hidden layers of the default MLP.
         steps: Optimiser steps.
         batch_size: Pairs per step (per interval for several snapshots).
@@ -125,7 +127,8 @@ def fit(
         log_every: Steps between log rows.
         progress: Show a progress bar.
         prefetch: Batches coupled ahead in a background thread (0 disables).
-        prefetch_workers: Threads computing batches (couplings) in parallel.
+        prefetch_workers: Threads computing batches (couplings) in parallel; ``None``: one
+            for entropic couplings (a second only contends for the GIL), else two.
         tensorboard: Also log to TensorBoard in ``run_dir`` (needs ``tensorboard``).
         num_threads: Torch intra-op threads during training on the CPU (restored after);
             ``None`` keeps torch's setting. Ignored on a GPU.
@@ -173,7 +176,8 @@ def fit(
             f"method {cls.name!r} transports the standard normal: pass source='normal' (or "
             f"None) and the data as target."
         )
-    hidden, depth = check_int(hidden, "hidden", 1), check_int(depth, "depth", 1)
+    hidden = None if hidden is None else check_int(hidden, "hidden", 1)
+    depth = check_int(depth, "depth", 1)
     batch_size = check_int(batch_size, "batch_size", 1)
     if normalise not in (True, False, "features"):
         raise ValueError(f"normalise must be True, False or 'features'; got {normalise!r}.")
@@ -467,7 +471,7 @@ def _build(
     model_config: dict[str, Any] | None,
     features: int,
     feature_shape: Sequence[int],
-    hidden: int,
+    hidden: int | None,
     depth: int,
     seed: int,
 ) -> nn.Module | None:
@@ -483,7 +487,8 @@ def _build(
             return None
         name, config = default
         if name in ("time-mlp", "flow-score-mlp"):
-            config = {**config, "hidden": hidden, "depth": depth}
+            width = meth.default_width(features) if hidden is None else hidden
+            config = {**config, "hidden": width, "depth": depth}
         config.update(model_config or {})
     elif isinstance(model, str):
         name, config = model, dict(model_config or {})

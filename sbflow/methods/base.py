@@ -198,6 +198,16 @@ class Method:
         """
         return ("flow-score-mlp" if self.needs_score else "time-mlp"), {"dim": features}
 
+    def default_width(self, features: int) -> int:
+        """Width of the default MLP when ``fit`` gets ``hidden=None`` (64 for most methods).
+
+        Example:
+            >>> from sbflow.methods import get_method
+            >>> get_method("sb-cfm").default_width(100)
+            64
+        """
+        return 64
+
     def resolve_sigma(self, data_scale: float, span: float) -> float:
         """σ in data units per unit time for data of pooled scale ``data_scale`` over ``span``.
 

@@ -134,6 +134,35 @@ def test_imf_rejects_bad_settings() -> None:
         IMF(on_round=3)
     with pytest.raises(ValueError, match="weighting"):
         IMF(weighting="snr")
+    with pytest.raises(ValueError, match="round0_factor"):
+        IMF(round0_factor=0.5)
+    with pytest.raises(TypeError, match="round0_factor"):
+        IMF(round0_factor="2")
+
+
+def test_imf_round_zero_runs_round0_factor_times_the_steps() -> None:
+    steps_seen: list[int] = []
+    m = IMF(sigma=0.5, rounds=3, round0_factor=2.5, pool=64, sim_steps=5)
+    m.on_round = lambda report: steps_seen.append(len(calls))
+    calls: list[int] = []
+    sbflow.fit(
+        "8gaussians", "moons", method=m, steps=4, callbacks=[lambda *a: calls.append(1)], **TINY
+    )
+    assert steps_seen == [10, 14, 18]
+
+
+def test_imf_picks_a_wider_network_with_the_dimension_unless_hidden_is_given() -> None:
+    g = torch.Generator().manual_seed(0)
+    x0, x1 = torch.randn(64, 16, generator=g), torch.randn(64, 16, generator=g) + 1
+    opts = dict(steps=1, batch_size=16, depth=1, progress=False, prefetch=0)
+
+    def width(method, **kw) -> int:
+        return sbflow.fit(x0, x1, method=method, **opts, **kw).options["model"]["config"]["hidden"]
+
+    imf = lambda: IMF(sigma=0.5, rounds=1)  # noqa: E731
+    assert width(imf()) == IMF().default_width(16) > 64
+    assert width(imf(), hidden=32) == 32
+    assert width("sb-cfm") == 64  # every other method keeps width 64
 
 
 def test_imf_bridge_saves_and_loads(tmp_path: Path) -> None:
@@ -161,7 +190,7 @@ def test_imf_resumes_across_rounds_exactly(tmp_path: Path) -> None:
 
     def interrupt(trainer, step, loss) -> None:
         calls.append(step)
-        if len(calls) == opts["steps"] + 3:  # third step of round 1
+        if len(calls) == method().round_steps(opts["steps"], 0) + 3:  # third step of round 1
             raise KeyboardInterrupt
 
     with pytest.raises(KeyboardInterrupt):
