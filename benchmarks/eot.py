@@ -15,14 +15,16 @@ Rows:
 * ``sbflow sb-cfm``: ``sbflow.fit(x0, x1, method="sb-cfm", sigma=√ε, normalise=False,
   steps=--steps)``, π(·|x) by simulating the bridge SDE (100 Euler–Maruyama steps) from x
   repeated n times;
-* ``sbflow imf``: iterative Markovian fitting (:class:`sbflow.methods.imf.IMF` with its
-  defaults, σ = √ε, ``normalise=False``, MLP width ``max(64, 4D)``: at width 64 the drift
-  networks are too small from D = 16 on), ``--steps`` optimiser steps in all, split evenly
-  over its rounds; π(·|x) by simulating its forward drift (100 Euler–Maruyama steps);
+* ``sbflow imf``: iterative Markovian fitting (:class:`sbflow.methods.imf.IMF` and
+  ``sbflow.fit`` with all their defaults: 6 rounds of 3 000 steps, round 0 twice as long,
+  MLP width from D; ``--steps`` does not apply), σ = √ε, ``normalise=False``; π(·|x) by
+  simulating its forward drift (100 Euler–Maruyama steps);
 * ``torchcfm [SF]2M`` (if ``torchcfm`` imports): torchcfm's
   ``SchrodingerBridgeConditionalFlowMatcher(sigma=√ε)`` (exact-OT default of the matcher
   replaced by its entropic ``ot_method="sinkhorn"``, reg = 2σ²), torchcfm ``MLP`` flow and
   score networks (width 64), Adam 1e-3, batch 256, ``--steps`` steps, the same SDE sampling.
+  Its JSON rows also count the steps whose plan torchcfm replaced by the uniform plan (all
+  mass underflowed: ``uniform_plan_steps``) and POT's other solver warnings.
 
 Machines are shared and noisy: fit times are hints, the scores are the result.
 
@@ -31,6 +33,12 @@ Usage::
     python benchmarks/eot.py --quick                   # ε = 1, D ∈ {2, 16}
     python benchmarks/eot.py                           # ε ∈ {0.1, 1, 10}, D ∈ {2, 16, 64, 128}
     python benchmarks/eot.py --methods light --seeds 0 1 2 --json eot.json
+    python benchmarks/eot.py --merge a.json b.json --json all.json   # one table from runs
+
+``--json`` is rewritten after every row, so a stopped run keeps what it finished. ``--merge``
+fits nothing: it joins the rows of earlier ``--json`` files (a later file's row replaces an
+earlier one for the same method, ε, D and seed; all files must share the scoring sizes) and
+prints them as one markdown table, as does every run at its end.
 """
 
 from __future__ import annotations
@@ -44,10 +52,11 @@ from collections.abc import Callable
 
 import torch
 
+from sbflow.data.io import atomic_path
 from sbflow.groundtruth import EOTBenchmark, EOTScore, score_conditional_sampler
 from sbflow.lightsb import fit_light_sb
 
-__all__ = ["main", "run"]
+__all__ = ["main", "markdown_table", "merge_runs", "run"]
 
 Sampler = Callable[[torch.Tensor, int], torch.Tensor]
 
@@ -101,10 +110,12 @@ def fit_sbcfm(bench: EOTBenchmark, x0, x1, seed: int, steps: int) -> tuple[Sampl
 
 
 def fit_sf2m(bench: EOTBenchmark, x0, x1, seed: int, steps: int) -> tuple[Sampler, float, int]:
+    import numpy as np
     from torchcfm.conditional_flow_matching import SchrodingerBridgeConditionalFlowMatcher
     from torchcfm.models import MLP
 
     torch.manual_seed(seed)
+    np.random.seed(seed)  # noqa: NPY002  (torchcfm draws its pairs with numpy's global RNG)
     dim, sigma = bench.dim, bench.sigma
     matcher = SchrodingerBridgeConditionalFlowMatcher(sigma=sigma, ot_method="sinkhorn")
     flow = MLP(dim=dim, out_dim=dim, w=64, time_varying=True)
@@ -112,17 +123,13 @@ def fit_sf2m(bench: EOTBenchmark, x0, x1, seed: int, steps: int) -> tuple[Sample
     opt = torch.optim.Adam([*flow.parameters(), *score.parameters()], lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
-    for _ in range(steps):
-        a = x0[torch.randint(0, len(x0), (256,), generator=gen)]
-        b = x1[torch.randint(0, len(x1), (256,), generator=gen)]
-        t, xt, ut, noise = matcher.sample_location_and_conditional_flow(a, b, return_noise=True)
-        lam = matcher.compute_lambda(t)
-        inp = torch.cat([xt, t[:, None]], dim=-1)
-        loss = (flow(inp) - ut).pow(2).mean() + (lam[:, None] * score(inp) + noise).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(steps):
+            _sf2m_step(matcher, flow, score, opt, x0, x1, gen)
     seconds = time.perf_counter() - start
+    # torchcfm replaces a plan whose mass underflowed to 0 by the uniform (independent) plan.
+    fallbacks = sum("reverting to uniform" in str(w.message) for w in caught)
 
     def velocity(x: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
         return flow(torch.cat([x, t[:, None]], dim=-1))
@@ -132,20 +139,37 @@ def fit_sf2m(bench: EOTBenchmark, x0, x1, seed: int, steps: int) -> tuple[Sample
         return score(torch.cat([x, t[:, None]], dim=-1)) * (2.0 / sigma**2)
 
     sim_gen = torch.Generator().manual_seed(seed + 1)
-    return _sde_sampler(velocity, raw_score, sigma, sim_gen), seconds, steps
+    sampler = _sde_sampler(velocity, raw_score, sigma, sim_gen)
+    sampler.notes = {  # type: ignore[attr-defined]
+        "uniform_plan_steps": fallbacks,
+        "solver_warnings": len(caught) - fallbacks,
+    }
+    return sampler, seconds, steps
+
+
+def _sf2m_step(matcher, flow, score, opt, x0, x1, gen: torch.Generator) -> None:
+    """One [SF]2M step as in torchcfm's examples: flow and score regression on a batch."""
+    a = x0[torch.randint(0, len(x0), (256,), generator=gen)]
+    b = x1[torch.randint(0, len(x1), (256,), generator=gen)]
+    t, xt, ut, noise = matcher.sample_location_and_conditional_flow(a, b, return_noise=True)
+    lam = matcher.compute_lambda(t)
+    inp = torch.cat([xt, t[:, None]], dim=-1)
+    loss = (flow(inp) - ut).pow(2).mean() + (lam[:, None] * score(inp) + noise).pow(2).mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
 
 
 def fit_imf(bench: EOTBenchmark, x0, x1, seed: int, steps: int) -> tuple[Sampler, float, int]:
     import sbflow
     from sbflow.methods.imf import IMF, simulate_drift
 
+    # IMF's own defaults (steps per round, width from D): ``steps`` is SB-CFM's budget.
     method = IMF(sigma=bench.sigma)
     start = time.perf_counter()
-    bridge = sbflow.fit(
-        x0, x1, method=method, normalise=False, steps=max(1, steps // method.rounds),
-        hidden=max(64, 4 * bench.dim), seed=seed, progress=False,
-    )  # fmt: skip
+    bridge = sbflow.fit(x0, x1, method=method, normalise=False, seed=seed, progress=False)
     seconds = time.perf_counter() - start
+    steps = sum(method.round_steps(bridge.options["steps"], r) for r in range(method.rounds))
     gen = torch.Generator().manual_seed(seed + 1)
 
     def sample(x: torch.Tensor, n: int) -> torch.Tensor:
@@ -178,7 +202,9 @@ def run(
     n_inputs: int,
     n_samples: int,
     n_marginal: int,
+    on_row: Callable[[list[dict]], None] | None = None,
 ) -> list[dict]:
+    """Fit and score every method on every (ε, D, seed); ``on_row(rows)`` after each row."""
     rows = []
     for eps in eps_values:
         for dim in dims:
@@ -201,6 +227,7 @@ def run(
                                 n_marginal,
                                 torch.Generator().manual_seed(2000 + seed),
                             )
+                        row.update(getattr(sampler, "notes", {}))
                         row.update(
                             steps=m_steps,
                             fit_s=seconds,
@@ -213,7 +240,76 @@ def run(
                         row["error"] = f"{type(err).__name__}: {err}"
                     rows.append(row)
                     _print_row(row)
+                    if on_row is not None:
+                        on_row(rows)
     return rows
+
+
+def _key(row: dict) -> tuple:
+    return row["method"], row["eps"], row["dim"], row["seed"]
+
+
+def merge_runs(paths: list[str]) -> dict:
+    """Join the rows of ``--json`` files; a later file's row replaces an earlier same-key row."""
+    merged: dict[tuple, dict] = {}
+    sizes = None
+    for path in paths:
+        with open(path) as fh:
+            run_ = json.load(fh)
+        these = (run_["n_inputs"], run_["n_samples"])
+        if sizes is not None and these != sizes:
+            raise ValueError(
+                f"--merge: {path} was scored at {these[0]} inputs x {these[1]} samples, the "
+                f"files before it at {sizes[0]} x {sizes[1]}; merge runs of one scoring size."
+            )
+        sizes = these
+        for row in run_["rows"]:
+            merged[_key(row)] = row
+    rows = sorted(merged.values(), key=lambda r: (r["eps"], r["dim"], r["seed"]))
+    return {"rows": rows, "n_inputs": sizes[0], "n_samples": sizes[1]}
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
+
+
+def _cell(by_method: dict[str, dict], method: str, field: str) -> str:
+    row = by_method.get(method)
+    if row is None:
+        return "—"
+    if "error" in row:
+        return "error"
+    return f"{row[field]:.0f}" if field == "fit_s" else _fmt(row[field])
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One line per (ε, D, seed): floor and cBW2-UVP per method, then BW2-UVP and fit times."""
+    methods = [m for m in FITTERS if any(r["method"] == m for r in rows)]
+    cells: dict[tuple, dict[str, dict]] = {}
+    for row in rows:
+        cells.setdefault((row["eps"], row["dim"], row["seed"]), {})[row["method"]] = row
+    seeds = len({r["seed"] for r in rows}) > 1
+    short = [m if m != "sf2m" else "torchcfm [SF]2M" for m in methods]
+    names = " / ".join(short)
+    head = ["ε", "D"] + (["seed"] if seeds else []) + ["floor"] + short
+    head += [f"BW2-UVP: floor / {names}", f"fit s: {names}"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for (eps, dim, seed), by_method in sorted(cells.items()):
+        scored = [r for r in by_method.values() if "error" not in r]
+        # The floor is the exact sampler's score on the same inputs: one per cell.
+        floor = _fmt(scored[0]["floor_cbw2_uvp"]) if scored else "—"
+        floor_bw = _fmt(scored[0]["floor_bw2_uvp"]) if scored else "—"
+        line = [f"{eps:g}", str(dim)] + ([str(seed)] if seeds else []) + [floor]
+        line += [_cell(by_method, m, "cbw2_uvp") for m in methods]
+        line.append(" / ".join([floor_bw] + [_cell(by_method, m, "bw2_uvp") for m in methods]))
+        line.append(" / ".join(_cell(by_method, m, "fit_s") for m in methods))
+        lines.append("| " + " | ".join(line) + " |")
+    return "\n".join(lines)
+
+
+def _write_json(path: str, rows: list[dict], n_inputs: int, n_samples: int) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps({"rows": rows, "n_inputs": n_inputs, "n_samples": n_samples}))
 
 
 def _print_row(row: dict) -> None:
@@ -243,7 +339,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-samples", type=int, default=None)
     parser.add_argument("--n-marginal", type=int, default=10_000)
     parser.add_argument("--json", default=None, help="write the rows to this JSON file")
+    parser.add_argument(
+        "--merge", nargs="+", default=None, help="fit nothing: join these --json files' rows"
+    )
     args = parser.parse_args(argv)
+    if args.merge:
+        merged = merge_runs(args.merge)
+        if args.json:
+            _write_json(args.json, merged["rows"], merged["n_inputs"], merged["n_samples"])
+        print(f"{merged['n_inputs']} inputs x {merged['n_samples']} samples; scores in %")
+        print(markdown_table(merged["rows"]))
+        return
     torch.set_num_threads(1)
     warnings.filterwarnings("ignore", category=UserWarning)
     quick = args.quick
@@ -278,10 +384,9 @@ def main(argv: list[str] | None = None) -> None:
         n_inputs,
         n_samples,
         args.n_marginal,
+        on_row=(lambda rs: _write_json(args.json, rs, n_inputs, n_samples)) if args.json else None,
     )
-    if args.json:
-        with open(args.json, "w") as fh:
-            json.dump({"rows": rows, "n_inputs": n_inputs, "n_samples": n_samples}, fh, indent=1)
+    print(markdown_table(rows))
     if any(math.isnan(r.get("cbw2_uvp", 0.0)) for r in rows):
         print("warning: some scores are NaN")
 
