@@ -38,6 +38,10 @@ leaves an L1 deviation of about 0.7 between the drawn and the uniform column cou
 ``reg`` against the cost it needs 2–4 times fewer sweeps than the float32 default ``1e-4``.
 """
 
+BLOCK_MAX_ENTRIES = 2**24
+"""Largest ``K·n·m`` coupled as one block (64 MiB of float32 plans; the sweeps hold a few
+such buffers): bigger batches gain nothing from blocks and are coupled one at a time."""
+
 _BACKENDS = ("auto", "dense", "keops")
 
 
@@ -241,7 +245,8 @@ class Sinkhorn(CouplingSolver):
     def _solve_block(self, x0: torch.Tensor, x1: torch.Tensor) -> list[Coupling] | None:
         """Couple ``K`` batches at once: ``x0`` ``(K, n, d)`` with ``x1`` ``(K, m, d)``.
 
-        Uniform weights, absolute ``reg`` and the dense backend only; the problems are solved
+        Uniform weights, absolute ``reg``, the dense backend and ``K·n·m ≤ BLOCK_MAX_ENTRIES``
+        only; the problems are solved
         together by :func:`~sbflow.couplings._sinkhorn_core.block_sinkhorn` (the same plans
         as one call each, to within ``tol``), and any that it leaves unconverged are solved
         alone. ``None`` when the block is not eligible (then couple one batch at a time).
@@ -262,7 +267,7 @@ class Sinkhorn(CouplingSolver):
             or x0.dim() != 3
             or x0.dtype not in (torch.float32, torch.float64)
             or x1.dtype != x0.dtype
-            or x0.shape[1] * x1.shape[1] > KEOPS_THRESHOLD
+            or x0.shape[0] * x0.shape[1] * x1.shape[1] > BLOCK_MAX_ENTRIES
         ):
             return None
         reg = self.reg

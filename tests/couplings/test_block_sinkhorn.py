@@ -16,6 +16,7 @@ from sbflow.couplings._sinkhorn_core import (
     stabilized_sinkhorn,
 )
 from sbflow.couplings.cost import cost_scale, sq_euclidean
+from sbflow.couplings.sinkhorn import BLOCK_MAX_ENTRIES
 
 
 def batches(k: int, n: int, dim: int, seed: int = 0, dtype=torch.float64):
@@ -58,6 +59,8 @@ def test_block_is_only_for_balanced_absolute_reg_dense_solves() -> None:
     assert Sinkhorn(rel_reg=0.1)._solve_block(x0, x1) is None
     assert Sinkhorn(reg=2.0, backend="keops")._solve_block(x0, x1) is None
     assert Sinkhorn(reg=2.0)._solve_block(x0.half(), x1.half()) is None
+    big = torch.zeros(BLOCK_MAX_ENTRIES // 16**2 + 1, 16, 2)
+    assert Sinkhorn(reg=2.0)._solve_block(big, big) is None  # too large for one block
 
     class Rescaled(Sinkhorn):  # a subclass that changes the problem keeps its own solve
         def _solve(self, x0, x1, a, b, **options):
