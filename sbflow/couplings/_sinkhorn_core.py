@@ -98,12 +98,24 @@ def annealing_start(cost: torch.Tensor, reg: float, scale: float) -> float:
         >>> round(annealing_start((x - x.T) ** 2, reg=0.001, scale=10.0), 3)
         0.5
     """
-    centred = cost - cost.mean(1, keepdim=True) - cost.mean(0, keepdim=True) + cost.mean()
-    spread = 2.0 * float(centred.square().mean().sqrt())  # C̃ has zero mean
+    spread = float(_spread(_centre(cost)[0]))
     if not math.isfinite(spread):
         return max(reg, scale)
     start = min(spread, scale)
     return reg if start <= ANNEAL_RATIO * reg else start
+
+
+def _centre(cost: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(C̃, r, c)`` over the last two dims: ``C̃ = C − r − c`` with ``r`` the row means and
+    ``c`` the column means minus the overall mean (shapes ``(…, n, 1)`` and ``(…, 1, m)``)."""
+    row = cost.mean(-1, keepdim=True)
+    col = cost.mean(-2, keepdim=True) - row.mean(-2, keepdim=True)
+    return cost - row - col, row, col
+
+
+def _spread(centred: torch.Tensor) -> torch.Tensor:
+    """``2·rms(C̃)`` over the last two dims (``C̃`` has zero mean): what annealing starts at."""
+    return 2.0 * centred.square().mean((-2, -1)).sqrt()
 
 
 class DenseOps:
@@ -517,13 +529,10 @@ def block_sinkhorn(
         True
     """
     k, n, m = cost.shape
-    row = cost.mean(2, keepdim=True)
-    col = cost.mean(1, keepdim=True) - row.mean(1, keepdim=True)
-    centred = cost - row - col
-    spread = 2.0 * centred.square().mean((1, 2)).sqrt()  # C̃ has zero mean
+    centred, row, col = _centre(cost)
     if not (
         float(centred.abs().amax()) <= BLOCK_BOUND * reg
-        and float(spread.max()) <= ANNEAL_RATIO * reg
+        and float(_spread(centred).max()) <= ANNEAL_RATIO * reg
     ):
         return None
     kern = centred.div_(-reg).exp_()

@@ -45,6 +45,13 @@ such buffers): bigger batches gain nothing from blocks and are coupled one at a 
 _BACKENDS = ("auto", "dense", "keops")
 
 
+def _centred(x0: torch.Tensor, x1: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Both sets shifted by the midpoint of their means (rows are dim −2): the cost is
+    translation invariant, and its expansion is accurate near the origin."""
+    shift = 0.5 * (x0.mean(-2, keepdim=True) + x1.mean(-2, keepdim=True))
+    return x0 - shift, x1 - shift
+
+
 class Sinkhorn(CouplingSolver):
     """Entropic optimal transport by log-domain Sinkhorn with ε-annealing.
 
@@ -200,12 +207,8 @@ class Sinkhorn(CouplingSolver):
         eps_start: float,
         **options: Any,
     ) -> Coupling:
-        shift = 0.5 * (x0.mean(0) + x1.mean(0))
-        y0, y1 = x0 - shift, x1 - shift
-        tol = self.tol
-        if tol is None:  # bound on the largest cost entry, (max‖y0‖ + max‖y1‖)²
-            top = float(y0.norm(dim=1).max() + y1.norm(dim=1).max()) ** 2
-            tol = attainable_tol(x0.dtype, top, reg)
+        y0, y1 = _centred(x0, x1)
+        tol = self._tolerance(y0, y1, reg)
         log_a, log_b = torch.log(a), torch.log(b)
         backend = self._pick_backend(x0.shape[0], x1.shape[0])
         res = None
@@ -271,15 +274,11 @@ class Sinkhorn(CouplingSolver):
         ):
             return None
         reg = self.reg
-        shift = 0.5 * (x0.mean(1, keepdim=True) + x1.mean(1, keepdim=True))
-        y0, y1 = x0 - shift, x1 - shift
+        y0, y1 = _centred(x0, x1)
         n0, n1 = y0.square().sum(2), y1.square().sum(2)
         cost = torch.baddbmm(n0[:, :, None] + n1[:, None, :], y0, y1.transpose(1, 2), alpha=-2)
         cost = cost.clamp_min_(0.0)
-        tol = self.tol
-        if tol is None:
-            top = float(n0.amax().sqrt() + n1.amax().sqrt()) ** 2
-            tol = attainable_tol(x0.dtype, top, reg)
+        tol = self._tolerance(y0, y1, reg)
         res = block_sinkhorn(cost, reg, tol=tol, max_iter=self.max_iter)
         if res is None:
             return None
@@ -307,6 +306,14 @@ class Sinkhorn(CouplingSolver):
             coupling.support = (x0[i], x1[i])
             out.append(coupling)
         return out
+
+    def _tolerance(self, y0: torch.Tensor, y1: torch.Tensor, reg: float) -> float:
+        """``tol``, or the dtype's attainable one for costs up to ``(max‖y0‖ + max‖y1‖)²``
+        (centred samples; with a leading block dim, the maxima over the whole block)."""
+        if self.tol is not None:
+            return self.tol
+        top = float(y0.norm(dim=-1).max() + y1.norm(dim=-1).max()) ** 2
+        return attainable_tol(y0.dtype, top, reg)
 
     def _check(self, res: SinkhornResult, reg: float, tol: float, dtype: torch.dtype) -> None:
         if res.converged:

@@ -300,7 +300,7 @@ class PathBatches:
     def _block_solver(self) -> Any:
         if len(self.samplers) != 1 or not hasattr(self.samplers[0], "block"):
             return None
-        solver = getattr(getattr(self.samplers[0], "matcher", None), "solver", None)
+        solver = _solver_of(self.samplers[0])
         return solver if hasattr(solver, "_solve_block") else None
 
     @property
@@ -312,7 +312,7 @@ class PathBatches:
         training thread more than it helps.
         """
         for sampler in self.samplers:
-            solver = getattr(getattr(sampler, "matcher", None), "solver", None)
+            solver = _solver_of(sampler)
             if solver is not None and not getattr(solver, "releases_gil", True):
                 return 1
         return 2
@@ -360,3 +360,8 @@ class PathBatches:
             changes = {"t": start + width * sample.t, "ut": sample.ut / width}
             sample = dataclasses.replace(sample, **changes)
         return sample
+
+
+def _solver_of(sampler: Any) -> Any:
+    """The coupling solver behind an interval's sampler (``None``: uncoupled or unknown)."""
+    return getattr(getattr(sampler, "matcher", None), "solver", None)
