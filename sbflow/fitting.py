@@ -24,7 +24,7 @@ from sbflow._fit_inputs import is_dataset_name, resolve_device, resolve_sets, sp
 from sbflow._inference import data_range
 from sbflow.bridge._bridge import Bridge
 from sbflow.bridge.timemap import TimeMap, scalar_scale, to_internal
-from sbflow.data.io import load_samples
+from sbflow.data.io import load_samples, remove_temp_files
 from sbflow.methods import Method, Problem, TrainingRun, get_method_class
 from sbflow.models.registry import build_model, describe_model
 from sbflow.training.batches import Normalizer, SampleSet
@@ -301,6 +301,8 @@ def fit(
         data_range=observed,
     )
     if run_dir is not None and is_main(ctx):
+        # what a run killed while writing bridge.pt left behind (the trainer cleans its own)
+        remove_temp_files(Path(run_dir) / "bridge.pt")
         bridge.save(Path(run_dir) / "bridge.pt")
     if ctx is not None:
         ctx.barrier()  # bridge.pt is written before any rank returns

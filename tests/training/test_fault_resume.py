@@ -157,6 +157,7 @@ def _kill_and_resume(
     # what a kill in the middle of a write leaves behind; the next run must remove it
     (run_dir / ".checkpoint.pt.k1ll3d_x.tmp").write_bytes(b"half a checkpoint")
     (run_dir / ".log.csv.k1ll3d_x.tmp").write_text("step,lo")
+    (run_dir / ".bridge.pt.k1ll3d_x.tmp").write_bytes(b"half a bridge")
     _Run(run_dir, method, steps, fresh=fresh).finish()
     uninterrupted.finish()
     assert landed > 0, "no kill landed while training; the test proves nothing"
