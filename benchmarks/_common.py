@@ -15,9 +15,11 @@ TORCHCFM_RECIPE = {
     "warmup_steps": 0,
     "grad_clip": None,
     "weight_decay": 0.01,
+    "hidden": 64,
 }
 """torchcfm's training recipe as ``sbflow.fit`` options: raw data, AdamW with torch's default
-weight decay 0.01 at a constant rate, no warm-up, no gradient clipping."""
+weight decay 0.01 at a constant rate, no warm-up, no gradient clipping, and the width of its
+``MLP`` (64; sbflow's ``sb-cfm`` would pick a wider one from D = 5 on)."""
 
 
 def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:

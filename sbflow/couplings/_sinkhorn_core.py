@@ -330,6 +330,7 @@ def stabilized_sinkhorn(
     tau: float | None = None,
     check_every: int = CHECK_EVERY,
     overrelax: bool = True,
+    init: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> SinkhornResult:
     """The iterations of :func:`log_sinkhorn` done with matrix-vector products (dense only).
 
@@ -352,6 +353,9 @@ def stabilized_sinkhorn(
     if the error doubles from its best value or stops improving for 16 checks, ``ω`` returns to
     1 for the rest of the run.
 
+    ``init=(f, g)`` starts from those potentials instead of zeros (annealing still starts at
+    ``eps_start``); :class:`~sbflow.couplings.Sinkhorn` passes the exact-OT duals there.
+
     Example:
         >>> from sbflow.couplings.cost import sq_euclidean
         >>> x = torch.randn(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
@@ -366,8 +370,8 @@ def stabilized_sinkhorn(
     a, b = torch.exp(log_a), torch.exp(log_b)
     mass = float(a.sum())
     bound = 100.0 if torch.finfo(log_a.dtype).bits >= 64 else 20.0
-    f = log_a.new_zeros(log_a.shape[0])
-    g = log_b.new_zeros(log_b.shape[0])
+    f = log_a.new_zeros(log_a.shape[0]) if init is None else init[0]
+    g = log_b.new_zeros(log_b.shape[0]) if init is None else init[1]
     n_iter = 0
     eps = max(reg, eps_start)
     check_every = max(1, int(check_every))

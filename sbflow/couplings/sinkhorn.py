@@ -8,7 +8,9 @@ from typing import Any
 import torch
 
 from sbflow._checks import check_bool, check_positive, check_positive_int
+from sbflow._memory import InsufficientMemoryError
 from sbflow.couplings._keops import keops_status, warn_fallback_once
+from sbflow.couplings._network_simplex import network_simplex
 from sbflow.couplings._sinkhorn_core import (
     DenseOps,
     KeOpsOps,
@@ -23,7 +25,15 @@ from sbflow.couplings._stores import DenseStore, GibbsStore
 from sbflow.couplings.base import Coupling, CouplingSolver
 from sbflow.couplings.cost import REG_SCALES, cost_scale, sq_euclidean
 
-__all__ = ["KEOPS_THRESHOLD", "MINIBATCH_TOL", "Sinkhorn", "UnbalancedSinkhorn"]
+__all__ = [
+    "EXACT_START_EPS",
+    "EXACT_START_MAX_ENTRIES",
+    "EXACT_START_RATIO",
+    "KEOPS_THRESHOLD",
+    "MINIBATCH_TOL",
+    "Sinkhorn",
+    "UnbalancedSinkhorn",
+]
 
 KEOPS_THRESHOLD = 25_000_000
 """``backend="auto"`` uses KeOps when it works and ``n·m`` exceeds this."""
@@ -41,6 +51,21 @@ leaves an L1 deviation of about 0.7 between the drawn and the uniform column cou
 BLOCK_MAX_ENTRIES = 2**24
 """Largest ``K·n·m`` coupled as one block (64 MiB of float32 plans; the sweeps hold a few
 such buffers): bigger batches gain nothing from blocks and are coupled one at a time."""
+
+EXACT_START_RATIO = 100.0
+"""Balanced dense problems whose annealing would start at this × reg or above start from the
+exact-OT duals instead (see :class:`Sinkhorn`)."""
+
+EXACT_START_EPS = 8.0
+"""Where annealing starts from the exact-OT duals, in units of reg. The duals sit on a vertex
+of the dual polytope; a few stages at larger ε smooth them toward the entropic potentials
+(fewer sweeps than starting at reg itself in 7 of 8 measured settings)."""
+
+EXACT_START_MAX_ENTRIES = 2**22
+"""Largest ``n·m`` given the exact-OT start: the network simplex takes about 0.8 s and
+235 MiB at 2048 × 2048, and its time grows faster than that of Sinkhorn's sweeps."""
+
+_EXACT_START_PIVOTS = 10_000_000
 
 _BACKENDS = ("auto", "dense", "keops")
 
@@ -69,7 +94,12 @@ class Sinkhorn(CouplingSolver):
     spread of the cost that the potentials cannot absorb, or directly at ``reg`` when that
     spread is within ten times ``reg``, see
     :func:`~sbflow.couplings._sinkhorn_core.annealing_start`) and halve it (``anneal_factor``)
-    every ``stage_iters`` sweeps down to ``reg``; then they run until the relative L1 marginal
+    every ``stage_iters`` sweeps down to ``reg``. Where that start is ``EXACT_START_RATIO``
+    (100) times ``reg`` or more (balanced, dense, up to ``EXACT_START_MAX_ENTRIES`` entries),
+    the potentials start instead from the duals of the exact OT plan and ``eps`` from
+    ``8·reg``: such problems (small ``reg`` in high dimension) are close to exact OT, and
+    annealing from zero could stall there for thousands of sweeps. Then the sweeps run until
+    the relative L1 marginal
     error is ≤ ``tol`` (default ``1e-6`` in float64, ``1e-4`` in float32, loosened to
     ``2·eps_dtype·max(C)/reg`` where the dtype cannot resolve more; see
     :func:`~sbflow.couplings._sinkhorn_core.attainable_tol`). Balanced problems are
@@ -183,11 +213,15 @@ class Sinkhorn(CouplingSolver):
         return None
 
     # -- solve ---------------------------------------------------------------------------
-    def _run(self, ops, reg: float, eps_start: float, tol: float) -> SinkhornResult:
-        run = stabilized_sinkhorn if isinstance(ops, DenseOps) else log_sinkhorn
-        return run(
-            ops,
-            reg,
+    def _run(
+        self,
+        ops,
+        reg: float,
+        eps_start: float,
+        tol: float,
+        init: tuple[torch.Tensor, torch.Tensor] | None = None,
+    ) -> SinkhornResult:
+        options = dict(
             eps_start=eps_start if self.anneal else reg,
             anneal_factor=self.anneal_factor,
             stage_iters=self.stage_iters,
@@ -195,6 +229,49 @@ class Sinkhorn(CouplingSolver):
             max_iter=self.max_iter,
             tau=self._tau(),
         )
+        if isinstance(ops, DenseOps):
+            return stabilized_sinkhorn(ops, reg, init=init, **options)
+        return log_sinkhorn(ops, reg, **options)
+
+    def _start(
+        self, ops: DenseOps, reg: float, scale: float
+    ) -> tuple[float, tuple[torch.Tensor, torch.Tensor] | None]:
+        """Where a dense solve starts: ``(eps_start, None)`` or ``(eps_start, (f, g))``.
+
+        Annealing from zero potentials loses track of the plan when ``reg`` is far below the
+        cost's spread in high dimension: on 256-point batches of the entropic-OT benchmark
+        at D = 64 (annealing start 1 750 × ``reg``), plans were still off by 2–6 % after
+        10 000 sweeps. There the entropic plan is close to the exact one, so such problems
+        (start ≥ ``EXACT_START_RATIO·reg``, balanced, dense, finite cost, at most
+        ``EXACT_START_MAX_ENTRIES`` entries) start from the exact plan's duals
+        (``u_i + v_j ≤ C_ij``, equal on its support; POT's network simplex, verified) and
+        anneal from ``EXACT_START_EPS·reg``: the same plans converged in 200–700 sweeps
+        (worst of 8), at D = 16 the slowest of 8 in 335 sweeps instead of 2 317.
+        """
+        start = annealing_start(ops.cost, reg, scale)
+        cost = ops.cost
+        if (
+            not self.anneal
+            or self._tau() is not None
+            or start < EXACT_START_RATIO * reg
+            or cost.numel() > EXACT_START_MAX_ENTRIES
+            or not bool(torch.isfinite(cost).all())
+        ):
+            return start, None
+        try:
+            sol = network_simplex(
+                ops.log_a.exp().double().cpu().numpy(),
+                ops.log_b.exp().double().cpu().numpy(),
+                cost.double().cpu().numpy(),
+                max_iter=_EXACT_START_PIVOTS,
+            )
+        except InsufficientMemoryError:  # the start is an accelerator, not a requirement
+            return start, None
+        if not sol.optimal:  # rare; annealing still gets there, only more slowly
+            return start, None
+        to = {"dtype": cost.dtype, "device": cost.device}
+        duals = (torch.as_tensor(sol.u, **to), torch.as_tensor(sol.v, **to))
+        return EXACT_START_EPS * reg, duals
 
     def _solve(
         self,
@@ -225,7 +302,8 @@ class Sinkhorn(CouplingSolver):
                 backend, res = "dense", None
         if backend == "dense":
             dense = DenseOps(sq_euclidean(y0, y1), log_a, log_b)
-            res = self._run(dense, reg, annealing_start(dense.cost, reg, eps_start), tol)
+            start, init = self._start(dense, reg, eps_start)
+            res = self._run(dense, reg, start, tol, init)
             plan = res.plan if res.plan is not None else dense.plan(res.f, res.g, reg)
             store = DenseStore(plan)
             cost = float((plan * dense.cost).sum())

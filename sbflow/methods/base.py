@@ -199,11 +199,11 @@ class Method:
         return ("flow-score-mlp" if self.needs_score else "time-mlp"), {"dim": features}
 
     def default_width(self, features: int) -> int:
-        """Width of the default MLP when ``fit`` gets ``hidden=None`` (64 for most methods).
+        """Width of the default MLP when ``fit`` gets ``hidden=None`` (64 unless overridden).
 
         Example:
             >>> from sbflow.methods import get_method
-            >>> get_method("sb-cfm").default_width(100)
+            >>> get_method("ot-cfm").default_width(100)
             64
         """
         return 64

@@ -349,18 +349,6 @@ class IMF(SBCFM):
         """
         return math.ceil(steps * self.round0_factor) if round == 0 else steps
 
-    def default_width(self, features: int) -> int:
-        """MLP width ``16·D`` within ``[64, 256]``: narrower drift networks limit the bridge.
-
-        Measured on the entropic-OT benchmark: at width 64 the network, not the coupling,
-        bounds the error from D = 16 on (see the IMF how-to).
-
-        Example:
-            >>> IMF().default_width(2), IMF().default_width(8), IMF().default_width(64)
-            (64, 128, 256)
-        """
-        return min(256, max(64, 16 * int(features)))
-
     def default_model(
         self, features: int, feature_shape: Sequence[int]
     ) -> tuple[str, dict[str, Any]] | None:

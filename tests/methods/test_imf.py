@@ -151,7 +151,7 @@ def test_imf_round_zero_runs_round0_factor_times_the_steps() -> None:
     assert steps_seen == [10, 14, 18]
 
 
-def test_imf_picks_a_wider_network_with_the_dimension_unless_hidden_is_given() -> None:
+def test_bridge_methods_pick_a_wider_network_with_the_dimension_unless_hidden_is_given() -> None:
     g = torch.Generator().manual_seed(0)
     x0, x1 = torch.randn(64, 16, generator=g), torch.randn(64, 16, generator=g) + 1
     opts = dict(steps=1, batch_size=16, depth=1, progress=False, prefetch=0)
@@ -162,7 +162,8 @@ def test_imf_picks_a_wider_network_with_the_dimension_unless_hidden_is_given() -
     imf = lambda: IMF(sigma=0.5, rounds=1)  # noqa: E731
     assert width(imf()) == IMF().default_width(16) > 64
     assert width(imf(), hidden=32) == 32
-    assert width("sb-cfm") == 64  # every other method keeps width 64
+    assert width("sb-cfm") == IMF().default_width(16)  # IMF inherits SB-CFM's rule
+    assert width("ot-cfm") == 64  # the flow methods keep width 64
 
 
 def test_imf_bridge_saves_and_loads(tmp_path: Path) -> None:
