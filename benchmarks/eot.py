@@ -13,8 +13,10 @@ Rows:
 
 * ``light``: :func:`sbflow.lightsb.fit_light_sb` with its defaults (exact conditional sampling);
 * ``sbflow sb-cfm``: ``sbflow.fit(x0, x1, method="sb-cfm", sigma=√ε, normalise=False,
-  steps=--steps)``, π(·|x) by simulating the bridge SDE (100 Euler–Maruyama steps) from x
-  repeated n times;
+  steps=--steps)``, its default flow-and-score MLP of width from D
+  (:meth:`sbflow.methods.sb_cfm.SBCFM.default_width`: 16·D within [64, 256], 4·D beyond
+  D = 64), π(·|x) by simulating the bridge SDE (100 Euler–Maruyama steps) from x repeated n
+  times;
 * ``sbflow imf``: iterative Markovian fitting (:class:`sbflow.methods.imf.IMF` and
   ``sbflow.fit`` with all their defaults: 6 rounds of 3 000 steps, round 0 twice as long,
   MLP width from D; ``--steps`` does not apply), σ = √ε, ``normalise=False``; π(·|x) by
@@ -22,23 +24,27 @@ Rows:
 * ``torchcfm [SF]2M`` (if ``torchcfm`` imports): torchcfm's
   ``SchrodingerBridgeConditionalFlowMatcher(sigma=√ε)`` (exact-OT default of the matcher
   replaced by its entropic ``ot_method="sinkhorn"``, reg = 2σ²), torchcfm ``MLP`` flow and
-  score networks (width 64), Adam 1e-3, batch 256, ``--steps`` steps, the same SDE sampling.
+  score networks (width ``--sf2m-width``, default 64: torchcfm's ``MLP`` default), Adam 1e-3,
+  batch 256, ``--steps`` steps, the same SDE sampling.
   Its JSON rows also count the steps whose plan torchcfm replaced by the uniform plan (all
   mass underflowed: ``uniform_plan_steps``) and POT's other solver warnings.
 
-Machines are shared and noisy: fit times are hints, the scores are the result.
+Every network row records its MLP width (``"width"``; rows written before it was recorded have
+none). Machines are shared and noisy: fit times are hints, the scores are the result.
 
 Usage::
 
     python benchmarks/eot.py --quick                   # ε = 1, D ∈ {2, 16}
     python benchmarks/eot.py                           # ε ∈ {0.1, 1, 10}, D ∈ {2, 16, 64, 128}
     python benchmarks/eot.py --methods light --seeds 0 1 2 --json eot.json
+    python benchmarks/eot.py --methods sf2m --dims 64 --sf2m-width 256   # a wider [SF]2M
     python benchmarks/eot.py --merge a.json b.json --json all.json   # one table from runs
 
 ``--json`` is rewritten after every row, so a stopped run keeps what it finished. ``--merge``
 fits nothing: it joins the rows of earlier ``--json`` files (a later file's row replaces an
-earlier one for the same method, ε, D and seed; all files must share the scoring sizes) and
-prints them as one markdown table, as does every run at its end.
+earlier one for the same method, width, ε, D and seed; all files must share the scoring sizes)
+and prints them as one markdown table, as does every run at its end. The table gives each
+row's widths; a method met at two widths at one D gets a column per width.
 """
 
 from __future__ import annotations
@@ -106,10 +112,18 @@ def fit_sbcfm(bench: EOTBenchmark, x0, x1, seed: int, steps: int) -> tuple[Sampl
         y = bridge.transport(rep, sde=True, steps=SDE_STEPS, generator=gen)
         return y.reshape(x.shape[0], n, -1)
 
+    sample.notes = {"width": _width(bridge)}  # type: ignore[attr-defined]
     return sample, seconds, steps
 
 
-def fit_sf2m(bench: EOTBenchmark, x0, x1, seed: int, steps: int) -> tuple[Sampler, float, int]:
+def _width(bridge) -> int | None:
+    """The width of the bridge's default MLP, as ``fit`` recorded it (``None``: another net)."""
+    return (bridge.options.get("model", {}).get("config") or {}).get("hidden")
+
+
+def fit_sf2m(
+    bench: EOTBenchmark, x0, x1, seed: int, steps: int, width: int = 64
+) -> tuple[Sampler, float, int]:
     import numpy as np
     from torchcfm.conditional_flow_matching import SchrodingerBridgeConditionalFlowMatcher
     from torchcfm.models import MLP
@@ -118,8 +132,8 @@ def fit_sf2m(bench: EOTBenchmark, x0, x1, seed: int, steps: int) -> tuple[Sample
     np.random.seed(seed)  # noqa: NPY002  (torchcfm draws its pairs with numpy's global RNG)
     dim, sigma = bench.dim, bench.sigma
     matcher = SchrodingerBridgeConditionalFlowMatcher(sigma=sigma, ot_method="sinkhorn")
-    flow = MLP(dim=dim, out_dim=dim, w=64, time_varying=True)
-    score = MLP(dim=dim, out_dim=dim, w=64, time_varying=True)
+    flow = MLP(dim=dim, out_dim=dim, w=width, time_varying=True)
+    score = MLP(dim=dim, out_dim=dim, w=width, time_varying=True)
     opt = torch.optim.Adam([*flow.parameters(), *score.parameters()], lr=1e-3)
     gen = torch.Generator().manual_seed(seed)
     start = time.perf_counter()
@@ -141,6 +155,7 @@ def fit_sf2m(bench: EOTBenchmark, x0, x1, seed: int, steps: int) -> tuple[Sample
     sim_gen = torch.Generator().manual_seed(seed + 1)
     sampler = _sde_sampler(velocity, raw_score, sigma, sim_gen)
     sampler.notes = {  # type: ignore[attr-defined]
+        "width": width,
         "uniform_plan_steps": fallbacks,
         "solver_warnings": len(caught) - fallbacks,
     }
@@ -179,6 +194,7 @@ def fit_imf(bench: EOTBenchmark, x0, x1, seed: int, steps: int) -> tuple[Sampler
         y = simulate_drift(forward, rep, bench.sigma, steps=SDE_STEPS, generator=gen)
         return y.reshape(x.shape[0], n, -1)
 
+    sample.notes = {"width": _width(bridge)}  # type: ignore[attr-defined]
     return sample, seconds, steps
 
 
@@ -203,6 +219,7 @@ def run(
     n_samples: int,
     n_marginal: int,
     on_row: Callable[[list[dict]], None] | None = None,
+    sf2m_width: int = 64,
 ) -> list[dict]:
     """Fit and score every method on every (ε, D, seed); ``on_row(rows)`` after each row."""
     rows = []
@@ -215,9 +232,13 @@ def run(
                 x1 = bench.sample_target(n_train, gen)
                 for method in methods:
                     row = {"method": method, "eps": eps, "dim": dim, "seed": seed}
+                    if method == "sf2m":  # known before the fit, so error rows keep it too
+                        row["width"] = sf2m_width
                     try:
                         m_steps = light_steps if method == "light" else steps
-                        sampler, seconds, m_steps = FITTERS[method](bench, x0, x1, seed, m_steps)
+                        kw = {"width": sf2m_width} if method == "sf2m" else {}
+                        fitter = FITTERS[method]
+                        sampler, seconds, m_steps = fitter(bench, x0, x1, seed, m_steps, **kw)
                         with torch.no_grad():
                             score: EOTScore = score_conditional_sampler(
                                 bench,
@@ -246,7 +267,7 @@ def run(
 
 
 def _key(row: dict) -> tuple:
-    return row["method"], row["eps"], row["dim"], row["seed"]
+    return row["method"], row.get("width"), row["eps"], row["dim"], row["seed"]
 
 
 def merge_runs(paths: list[str]) -> dict:
@@ -273,8 +294,7 @@ def _fmt(value: float) -> str:
     return f"{value:.3f}" if abs(value) < 10 else f"{value:.1f}"
 
 
-def _cell(by_method: dict[str, dict], method: str, field: str) -> str:
-    row = by_method.get(method)
+def _cell(row: dict | None, field: str) -> str:
     if row is None:
         return "—"
     if "error" in row:
@@ -282,29 +302,79 @@ def _cell(by_method: dict[str, dict], method: str, field: str) -> str:
     return f"{row[field]:.0f}" if field == "fit_s" else _fmt(row[field])
 
 
-def markdown_table(rows: list[dict]) -> str:
-    """One line per (ε, D, seed): floor and cBW2-UVP per method, then BW2-UVP and fit times."""
-    methods = [m for m in FITTERS if any(r["method"] == m for r in rows)]
-    cells: dict[tuple, dict[str, dict]] = {}
+_ANY = "any"  # a column that takes its method's rows at every width
+
+
+def _columns(rows: list[dict]) -> list[tuple[str, object]]:
+    """One column per method, or per (method, width) where it has two widths at one D.
+
+    A width that follows D (SB-CFM's) keeps one column; two widths at one D would otherwise
+    share a column and mislead across seeds.
+    """
+    found: dict[tuple, set] = {}
     for row in rows:
-        cells.setdefault((row["eps"], row["dim"], row["seed"]), {})[row["method"]] = row
+        found.setdefault((row["method"], row["dim"]), set()).add(row.get("width"))
+    split = {key[0] for key, widths in found.items() if len(widths) > 1}
+    cols: list[tuple[str, object]] = []
+    for method in FITTERS:
+        widths = {r.get("width") for r in rows if r["method"] == method}
+        if method in split:
+            cols += [(method, w) for w in sorted(widths, key=lambda w: -1 if w is None else w)]
+        elif widths:
+            cols.append((method, _ANY))
+    return cols
+
+
+def _column_of(row: dict, cols: list[tuple[str, object]]) -> tuple[str, object]:
+    col = (row["method"], _ANY)
+    return col if col in cols else (row["method"], row.get("width"))
+
+
+def _label(col: tuple[str, object]) -> str:
+    method, width = col
+    name = "torchcfm [SF]2M" if method == "sf2m" else method
+    if width == _ANY:
+        return name
+    return f"{name} w{'?' if width is None else width}"
+
+
+def markdown_table(rows: list[dict]) -> str:
+    """One line per (ε, D, seed): floor and cBW2-UVP per method, BW2-UVP, widths, fit times.
+
+    A method fitted at two widths at one D gets a column per width (``w?``: a row written
+    before widths were recorded).
+    """
+    cols = _columns(rows)
+    cells: dict[tuple, dict[tuple, dict]] = {}
+    for row in rows:
+        cells.setdefault((row["eps"], row["dim"], row["seed"]), {})[_column_of(row, cols)] = row
     seeds = len({r["seed"] for r in rows}) > 1
-    short = [m if m != "sf2m" else "torchcfm [SF]2M" for m in methods]
+    short = [_label(c) for c in cols]
     names = " / ".join(short)
     head = ["ε", "D"] + (["seed"] if seeds else []) + ["floor"] + short
-    head += [f"BW2-UVP: floor / {names}", f"fit s: {names}"]
+    nets = [c for c in cols if c[0] != "light"]  # LightSB has no network width
+    head += [f"BW2-UVP: floor / {names}"]
+    head += [f"width: {' / '.join(_label(c) for c in nets)}", f"fit s: {names}"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for (eps, dim, seed), by_method in sorted(cells.items()):
-        scored = [r for r in by_method.values() if "error" not in r]
+    for (eps, dim, seed), by_col in sorted(cells.items()):
+        scored = [r for r in by_col.values() if "error" not in r]
         # The floor is the exact sampler's score on the same inputs: one per cell.
         floor = _fmt(scored[0]["floor_cbw2_uvp"]) if scored else "—"
         floor_bw = _fmt(scored[0]["floor_bw2_uvp"]) if scored else "—"
         line = [f"{eps:g}", str(dim)] + ([str(seed)] if seeds else []) + [floor]
-        line += [_cell(by_method, m, "cbw2_uvp") for m in methods]
-        line.append(" / ".join([floor_bw] + [_cell(by_method, m, "bw2_uvp") for m in methods]))
-        line.append(" / ".join(_cell(by_method, m, "fit_s") for m in methods))
+        line += [_cell(by_col.get(c), "cbw2_uvp") for c in cols]
+        line.append(" / ".join([floor_bw] + [_cell(by_col.get(c), "bw2_uvp") for c in cols]))
+        line.append(" / ".join(_width_cell(by_col.get(c)) for c in nets))
+        line.append(" / ".join(_cell(by_col.get(c), "fit_s") for c in cols))
         lines.append("| " + " | ".join(line) + " |")
     return "\n".join(lines)
+
+
+def _width_cell(row: dict | None) -> str:
+    if row is None:
+        return "—"
+    width = row.get("width")
+    return "?" if width is None else str(width)
 
 
 def _write_json(path: str, rows: list[dict], n_inputs: int, n_samples: int) -> None:
@@ -320,7 +390,7 @@ def _print_row(row: dict) -> None:
     print(
         f"{head} {row['cbw2_uvp']:>9.3f} {row['floor_cbw2_uvp']:>7.3f} "
         f"{row['cbw2_uvp'] - row['floor_cbw2_uvp']:>+8.3f} {row['bw2_uvp']:>8.3f} "
-        f"{row['floor_bw2_uvp']:>7.3f} {row['fit_s']:>7.1f}",
+        f"{row['floor_bw2_uvp']:>7.3f} {row['fit_s']:>7.1f} {row.get('width', '—'):>6}",
         flush=True,
     )
 
@@ -338,11 +408,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-inputs", type=int, default=None)
     parser.add_argument("--n-samples", type=int, default=None)
     parser.add_argument("--n-marginal", type=int, default=10_000)
+    parser.add_argument(
+        "--sf2m-width", type=int, default=64, help="width of [SF]2M's MLPs (torchcfm's: 64)"
+    )
     parser.add_argument("--json", default=None, help="write the rows to this JSON file")
     parser.add_argument(
         "--merge", nargs="+", default=None, help="fit nothing: join these --json files' rows"
     )
     args = parser.parse_args(argv)
+    if args.sf2m_width < 1:
+        parser.error(f"--sf2m-width must be a positive integer; got {args.sf2m_width}.")
     if args.merge:
         merged = merge_runs(args.merge)
         if args.json:
@@ -371,7 +446,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(
         f"{'method':<18} {'eps':>5} {'D':>4} {'seed':>4} {'cBW2-UVP':>9} {'floor':>7} "
-        f"{'excess':>8} {'BW2-UVP':>8} {'floor':>7} {'fit s':>7}"
+        f"{'excess':>8} {'BW2-UVP':>8} {'floor':>7} {'fit s':>7} {'width':>6}"
     )
     rows = run(
         eps_values,
@@ -384,6 +459,7 @@ def main(argv: list[str] | None = None) -> None:
         n_inputs,
         n_samples,
         args.n_marginal,
+        sf2m_width=args.sf2m_width,
         on_row=(lambda rs: _write_json(args.json, rs, n_inputs, n_samples)) if args.json else None,
     )
     print(markdown_table(rows))

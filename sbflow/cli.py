@@ -506,7 +506,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     fit_default = _fit_defaults()
     p.add_argument(
-        "--hidden", type=_positive_int, help="MLP width (default: the method's; 64, wider for imf)"
+        "--hidden",
+        type=_positive_int,
+        help="MLP width (default: the method's; 64, wider with D for sb-cfm and imf)",
     )
     p.add_argument("--depth", type=_positive_int, help=fit_default("depth", "hidden layers"))
     p.add_argument("--steps", type=_positive_int, help=fit_default("steps", "optimiser steps"))

@@ -100,8 +100,8 @@ def fit(
             Default: the method's MLP of width ``hidden`` and ``depth`` layers.
         model_config: Config of a named ``model`` (e.g. ``{"in_channels": 1}``).
         hidden: Width of the default MLP; ``None``: the method's choice
-            (:meth:`~sbflow.methods.Method.default_width`: 64, or wider with the dimension
-            for ``imf``).
+            (:meth:`~sbflow.methods.Method.default_width`: 64, or growing with the
+            dimension for ``sb-cfm`` and ``imf``).
         depth: Number of hidden layers of the default MLP.
         steps: Optimiser steps.
         batch_size: Pairs per step (per interval for several snapshots).

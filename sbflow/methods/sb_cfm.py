@@ -44,17 +44,19 @@ class SBCFM(Method):
         return BrownianBridgePath(sigma)
 
     def default_width(self, features: int) -> int:
-        """MLP width ``16·D`` within ``[64, 256]``: narrower networks limit the bridge.
+        """MLP width ``16·D`` within ``[64, 256]``, then ``4·D`` up to 1024.
 
-        Measured on the entropic-OT benchmark (docs: Benchmarks): at width 64 the flow and
-        score networks, not the coupling, bound the error from D = 16 on, for SB-CFM and for
-        iterative Markovian fitting alike.
+        Narrower networks limit the bridge. Measured on the entropic-OT benchmark (docs:
+        Benchmarks): at width 64 the flow and score networks, not the coupling, bound the
+        error from D = 16 on, for SB-CFM and iterative Markovian fitting alike; at D = 128,
+        ε = 0.1, SB-CFM scored 5.1 % at width 256 and 1.2 % at 512 (floor 0.25).
 
         Example:
-            >>> SBCFM().default_width(2), SBCFM().default_width(8), SBCFM().default_width(64)
-            (64, 128, 256)
+            >>> [SBCFM().default_width(d) for d in (2, 8, 64, 128, 1000)]
+            [64, 128, 256, 512, 1024]
         """
-        return min(256, max(64, 16 * int(features)))
+        d = int(features)
+        return min(1024, max(64, min(16 * d, 256), 4 * d))
 
     def solver_options(self, sigma: float) -> dict[str, Any]:
         from sbflow.couplings import sigma_to_reg
