@@ -49,9 +49,8 @@ import warnings
 from collections.abc import Callable
 from functools import partial
 
-import numpy as np
 import torch
-from _common import TORCHCFM_RECIPE
+from _common import TORCHCFM_RECIPE, plan_error
 
 import sbflow
 from sbflow.couplings import Sinkhorn, sigma_to_reg
@@ -200,11 +199,6 @@ def _median_ms(fn, reps: int) -> float:
     return 1e3 * statistics.median(times)
 
 
-def _marginal_error(p: np.ndarray, u: np.ndarray) -> float:
-    p = np.nan_to_num(np.asarray(p, dtype=np.float64), nan=0.0)
-    return float(np.abs(p.sum(1) - u).sum() + np.abs(p.sum(0) - u).sum())
-
-
 def couplings(reps: int, dims: tuple[int, ...], regs: tuple[float, ...]) -> None:
     """Part 2: one 256-point coupling."""
     import ot
@@ -254,14 +248,14 @@ def couplings(reps: int, dims: tuple[int, ...], regs: tuple[float, ...]) -> None
                 )
                 t_gl = _median_ms(partial(loss, a, b), reps)
             t_emd = _median_ms(partial(ot.emd, u, u, c64, numItermax=10**6), reps)
-            failed = _marginal_error(p_sk, u) > 0.5  # NaN/zero plan: torchcfm pairs independently
+            failed = plan_error(p_sk) > 0.5  # NaN/zero plan: torchcfm pairs independently
             ratio = "   failed" if failed else f"{t_sk / t_ours:8.2f}×"
             ratio_mb = "   failed" if failed else f"{t_sk / t_mb:8.2f}×"
             print(
                 f"{dim:3d} {reg:5.2f} {t_ours:7.2f} ({ours.marginal_error:7.1e})"
                 f" {t_mb:7.2f} ({ours_mb.marginal_error:7.1e})"
-                f" {t_sk:8.2f} ({_marginal_error(p_sk, u):7.1e})"
-                f" {t_log:8.2f} ({_marginal_error(p_log, u):7.1e})"
+                f" {t_sk:8.2f} ({plan_error(p_sk):7.1e})"
+                f" {t_log:8.2f} ({plan_error(p_log):7.1e})"
                 f" {t_gl:9.2f} {t_emd:8.2f} {ratio} {ratio_mb}",
                 flush=True,
             )

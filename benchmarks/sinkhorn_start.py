@@ -36,6 +36,7 @@ from unittest import mock
 
 import numpy as np
 import torch
+from _common import plan_error
 
 from sbflow.couplings import Sinkhorn
 from sbflow.couplings import sinkhorn as sinkhorn_module
@@ -54,13 +55,6 @@ def batches(dim: int, count: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
         (bench.sample_input(BATCH, g).float(), bench.sample_target(BATCH, g).float())
         for _ in range(count)
     ]
-
-
-def marginal_error(plan: np.ndarray) -> float:
-    """Relative L1 error of both marginals against the uniform ones."""
-    u = np.full(BATCH, 1.0 / BATCH)
-    plan = np.nan_to_num(plan, nan=0.0)
-    return float(np.abs(plan.sum(1) - u).sum() + np.abs(plan.sum(0) - u).sum())
 
 
 def sbflow_solve(exact_start: bool) -> Callable:
@@ -83,7 +77,7 @@ def pot_solve(a: torch.Tensor, b: torch.Tensor) -> tuple[int | None, float]:
     plan = ot.bregman.sinkhorn_epsilon_scaling(
         u, u, cost, 2 * EPS, stopThr=MINIBATCH_TOL, warn=False
     )
-    return None, marginal_error(plan)  # its iteration count is not one of sweeps
+    return None, plan_error(plan)  # its iteration count is not one of sweeps
 
 
 def measure(solve: Callable, pairs: list) -> dict:

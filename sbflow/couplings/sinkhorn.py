@@ -248,8 +248,8 @@ class Sinkhorn(CouplingSolver):
         anneal from ``EXACT_START_EPS·reg``: the same plans converged in 200–700 sweeps
         (worst of 8), at D = 16 the slowest of 8 in 335 sweeps instead of 2 317.
         """
-        start = annealing_start(ops.cost, reg, scale)
         cost = ops.cost
+        start = annealing_start(cost, reg, scale)
         if (
             not self.anneal
             or self._tau() is not None
