@@ -89,3 +89,14 @@ def test_problems_the_exact_start_does_not_fit_anneal_as_before() -> None:
     infinite = dense_ops(x0, x1)
     infinite.cost[0, 0] = math.inf
     assert Sinkhorn(reg=reg)._start(infinite, reg, scale)[1] is None
+
+
+def test_exact_start_plan_is_unchanged_by_data_units() -> None:
+    # Data ×10 and shifted, reg ×100 (reg is in squared data units): the same problem.
+    x0, x1 = clouds(30, 8)
+    reg = small_reg(x0, x1)
+    base = Sinkhorn(reg=reg, max_iter=100_000, strict=True)(x0, x1)
+    scaled = Sinkhorn(reg=100 * reg, max_iter=100_000, strict=True)(10 * x0 + 3, 10 * x1 + 3)
+    ops = dense_ops(10 * x0, 10 * x1)
+    assert Sinkhorn(reg=100 * reg)._start(ops, 100 * reg, float(ops.cost.mean()))[1] is not None
+    assert float((base.plan() - scaled.plan()).abs().sum()) < 1e-4  # tol is 1e-6
